@@ -1,0 +1,214 @@
+"""The `.tec` container: a checksummed header, a tile index and tile records (docs/FORMAT.md).
+
+The container knows nothing about models or rasters: it stores a JSON header (given by the
+API) and opaque tile records keyed by (frame, tile), each with a CRC32, behind a fixed-size
+index so that a reader can fetch any tile with one seek. The writer streams: records are
+appended as they are produced, in any order, and the index is filled in when it closes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from terracodec.errors import CorruptStreamError
+
+MAGIC = b"\x89TEC\r\n\x1a\n"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+
+_PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
+_ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
+_TRAILER = struct.Struct("<QI")         # payload_end, index_crc32
+MAX_HEADER_BYTES = 64 << 20
+
+#: Index flag: the tile has no model payload (every pixel is stored exactly in its patch).
+FLAG_EXACT_ONLY = 1
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """Where one tile record lies in the file."""
+
+    frame: int
+    tile: int
+    offset: int
+    code_len: int
+    patch_len: int
+    flags: int
+    crc32: int
+
+    @property
+    def size(self) -> int:
+        return self.code_len + self.patch_len
+
+
+@dataclass(frozen=True)
+class TileRecord:
+    """A tile as stored: the model's bytes and the exact-pixel patch (docs/FORMAT.md section 4)."""
+
+    code: bytes
+    patch: bytes
+    flags: int = 0
+
+
+def _crc(*parts: bytes) -> int:
+    value = 0
+    for part in parts:
+        value = zlib.crc32(part, value)
+    return value & 0xFFFFFFFF
+
+
+class ContainerWriter:
+    """Streams a `.tec` file into a seekable binary file object.
+
+    `frames * tiles` records must be written (any order) before `close()`; the index is reserved
+    right after the header and filled in by `close()`.
+    """
+
+    def __init__(self, fileobj: BinaryIO, header: dict, frames: int, tiles: int) -> None:
+        self._f = fileobj
+        self._frames, self._tiles = frames, tiles
+        header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        if len(header_bytes) > MAX_HEADER_BYTES:
+            raise ValueError("header too large")
+        count = frames * tiles
+        head = struct.pack("<8sHHII", MAGIC, FORMAT_MAJOR, FORMAT_MINOR, len(header_bytes), count)
+        self._start = fileobj.tell()
+        fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
+        self._index_pos = fileobj.tell()
+        fileobj.write(bytes(count * _ENTRY.size + _TRAILER.size))
+        self._pos = fileobj.tell()
+        self._entries: dict[tuple[int, int], IndexEntry] = {}
+        self._closed = False
+
+    def write_tile(self, frame: int, tile: int, record: TileRecord) -> None:
+        """Append one tile record."""
+        if not (0 <= frame < self._frames and 0 <= tile < self._tiles):
+            raise ValueError(f"tile ({frame}, {tile}) outside {self._frames}x{self._tiles}")
+        if (frame, tile) in self._entries:
+            raise ValueError(f"tile ({frame}, {tile}) written twice")
+        self._f.seek(self._pos)
+        self._f.write(record.code)
+        self._f.write(record.patch)
+        self._entries[(frame, tile)] = IndexEntry(
+            frame, tile, self._pos - self._start, len(record.code), len(record.patch),
+            record.flags, _crc(record.code, record.patch),
+        )
+        self._pos += len(record.code) + len(record.patch)
+
+    def close(self) -> int:
+        """Write the index; returns the container's size in bytes."""
+        if self._closed:
+            return self._pos - self._start
+        missing = self._frames * self._tiles - len(self._entries)
+        if missing:
+            raise ValueError(f"{missing} tiles were never written")
+        index = b"".join(
+            _ENTRY.pack(e.frame, e.tile, e.offset, e.code_len, e.patch_len, e.flags, e.crc32)
+            for _, e in sorted(self._entries.items())
+        )
+        end = self._pos - self._start
+        self._f.seek(self._index_pos)
+        self._f.write(index + _TRAILER.pack(end, _crc(index, struct.pack("<Q", end))))
+        self._f.seek(self._pos)
+        self._closed = True
+        return end
+
+
+class ContainerReader:
+    """Reads and verifies a `.tec` container: header and index at open, each tile on demand."""
+
+    def __init__(self, source: str | os.PathLike | bytes | BinaryIO) -> None:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._f: BinaryIO = io.BytesIO(bytes(source))
+            self._owned = True
+        elif isinstance(source, (str, os.PathLike)):
+            self._f = open(source, "rb")  # noqa: SIM115 - closed by close()
+            self._owned = True
+        else:
+            self._f, self._owned = source, False
+        try:
+            self._read_head()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_exact(self, offset: int, size: int, what: str) -> bytes:
+        if offset + size > self.file_size:
+            raise CorruptStreamError(f"truncated .tec file: {what} runs past the end")
+        self._f.seek(offset)
+        data = self._f.read(size)
+        if len(data) != size:
+            raise CorruptStreamError(f"truncated .tec file: {what} runs past the end")
+        return data
+
+    def _read_head(self) -> None:
+        self._f.seek(0, os.SEEK_END)
+        self.file_size = self._f.tell()
+        if self.file_size < len(MAGIC) or self._read_exact(0, len(MAGIC), "magic") != MAGIC:
+            raise CorruptStreamError("not a .tec file (bad magic number)")
+        pre = self._read_exact(0, _PREAMBLE.size, "preamble")
+        _, major, minor, header_len, count, header_crc = _PREAMBLE.unpack(pre)
+        if major != FORMAT_MAJOR:
+            raise CorruptStreamError(
+                f"unsupported .tec format version {major}.{minor} "
+                f"(this terracodec reads {FORMAT_MAJOR}.x)"
+            )
+        self.version = (major, minor)
+        if header_len > MAX_HEADER_BYTES:
+            raise CorruptStreamError("corrupt .tec file: header length is implausible")
+        header_bytes = self._read_exact(_PREAMBLE.size, header_len, "header")
+        if _crc(pre[:-4], header_bytes) != header_crc:
+            raise CorruptStreamError("corrupt .tec file: header checksum mismatch")
+        try:
+            self.header = json.loads(header_bytes.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptStreamError(f"corrupt .tec file: header is not JSON ({exc})") from None
+        if not isinstance(self.header, dict):
+            raise CorruptStreamError("corrupt .tec file: header is not a JSON object")
+        index_pos = _PREAMBLE.size + header_len
+        index_size = count * _ENTRY.size
+        index = self._read_exact(index_pos, index_size + _TRAILER.size, "tile index")
+        end, index_crc = _TRAILER.unpack(index[index_size:])
+        if _crc(index[:index_size], struct.pack("<Q", end)) != index_crc:
+            raise CorruptStreamError("corrupt .tec file: tile index checksum mismatch")
+        if end != self.file_size:
+            what = "truncated" if end > self.file_size else "has trailing bytes"
+            raise CorruptStreamError(
+                f"corrupt .tec file: {what} ({self.file_size} bytes, index says {end})"
+            )
+        data_start = index_pos + index_size + _TRAILER.size
+        self.entries: dict[tuple[int, int], IndexEntry] = {}
+        for i in range(count):
+            e = IndexEntry(*_ENTRY.unpack_from(index, i * _ENTRY.size))
+            if e.offset < data_start or e.offset + e.size > end or (e.frame, e.tile) in self.entries:
+                raise CorruptStreamError("corrupt .tec file: tile index is inconsistent")
+            self.entries[(e.frame, e.tile)] = e
+
+    def read_tile(self, frame: int, tile: int) -> TileRecord:
+        """The verified record of one tile."""
+        entry = self.entries.get((frame, tile))
+        if entry is None:
+            raise CorruptStreamError(f"corrupt .tec file: tile ({frame}, {tile}) is not indexed")
+        data = self._read_exact(entry.offset, entry.size, f"tile ({frame}, {tile})")
+        if _crc(data) != entry.crc32:
+            raise CorruptStreamError(
+                f"corrupt .tec file: checksum mismatch in tile {tile} of frame {frame}"
+            )
+        return TileRecord(data[: entry.code_len], data[entry.code_len :], entry.flags)
+
+    def close(self) -> None:
+        if self._owned:
+            self._f.close()
+
+    def __enter__(self) -> "ContainerReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,97 @@
+"""Coding one tile: pure functions of (tile pixels, model), so a scheduler can run them anywhere.
+
+Encode: mark the elements that must stay exact (nodata, out of range, non-finite), give the
+model a benign stand-in there (the normalisation mean for holes, the range limit for clipped
+values), pad, run the model, and keep the exact elements in the tile's patch. Decode reverses
+it: model output, crop, denormalise on the CPU (bit-exact everywhere), round, clip, patch.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from terracodec.container import FLAG_EXACT_ONLY, TileRecord
+from terracodec.errors import CorruptStreamError
+from terracodec.exact import apply_patch, decode_patch, encode_patch, exact_mask
+from terracodec.tiling import Tile, pad_tile
+
+
+class Normalizer(Protocol):
+    """What tile coding needs of `terracodec.normalization.Normalization`."""
+
+    def normalize(self, x: np.ndarray) -> np.ndarray: ...
+    def denormalize(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class TileModel(Protocol):
+    """What tile coding needs of an `ImageCodec` (DESIGN.md section 3)."""
+
+    bands: int
+    multiple: int
+
+    def encode_tile(self, x: torch.Tensor) -> bytes: ...
+    def decode_tile(self, data: bytes, height: int, width: int) -> torch.Tensor: ...
+
+
+def encode_tile(
+    pixels: np.ndarray,
+    tile: Tile,
+    model: TileModel,
+    norm: Normalizer,
+    nodata: float | None,
+    valid_range: tuple[float, float],
+) -> TileRecord:
+    """Code a [C, h, w] tile (model band order, raw dtype) into a tile record."""
+    mask = exact_mask(pixels, nodata, valid_range)
+    patch = encode_patch(pixels, mask)
+    if mask.all():
+        return TileRecord(b"", patch, FLAG_EXACT_ONLY)
+    values = pixels.astype(np.float32)
+    holes = ~np.isfinite(values)
+    if nodata is not None:
+        holes |= pixels == nodata
+    np.clip(values, valid_range[0], valid_range[1], out=values)
+    values[holes] = 0.0
+    x = np.asarray(norm.normalize(values), dtype=np.float32)
+    x[holes] = 0.0  # the band mean: cheap to code, harmless to neighbours
+    with torch.inference_mode():
+        code = model.encode_tile(torch.from_numpy(np.ascontiguousarray(pad_tile(x, tile))))
+    return TileRecord(code, patch, 0)
+
+
+def decode_tile(
+    record: TileRecord,
+    tile: Tile,
+    model: TileModel,
+    norm: Normalizer,
+    dtype: np.dtype,
+    valid_range: tuple[float, float],
+) -> np.ndarray:
+    """The [C, h, w] pixels (model band order, `dtype`) of a tile record."""
+    shape = (model.bands, tile.height, tile.width)
+    mask, exact = decode_patch(record.patch, shape, dtype)
+    if record.flags & FLAG_EXACT_ONLY:
+        if not mask.all():
+            raise CorruptStreamError("corrupt .tec file: an exact-only tile does not cover all pixels")
+        out = np.zeros(shape, dtype)
+        return apply_patch(out, mask, exact)
+    with torch.inference_mode():
+        y = model.decode_tile(record.code, tile.padded_height, tile.padded_width)
+        y = y.detach().to("cpu", torch.float32)[:, : tile.height, : tile.width]
+    values = np.asarray(norm.denormalize(y.numpy()))  # float64, on the CPU
+    return apply_patch(to_dtype(values, dtype, valid_range), mask, exact)
+
+
+def to_dtype(values: np.ndarray, dtype: np.dtype, valid_range: tuple[float, float]) -> np.ndarray:
+    """Clip float pixels to the coded range (and the dtype's), round integers, cast."""
+    dtype = np.dtype(dtype)
+    lo, hi = valid_range
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(lo, info.min), min(hi, info.max)
+        values = np.rint(values)
+    values = np.clip(values, lo, hi)
+    return values.astype(dtype)
