@@ -1,0 +1,1 @@
+"""Rate-distortion training (`tec train`): data sampling and the training loop."""

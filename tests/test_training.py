@@ -1,0 +1,133 @@
+"""Training data assembly and the training loop (short runs; real convergence is in docs/MODELS.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from terracodec.errors import InputError
+from terracodec.models.base import ImageCodec
+from terracodec.normalization import Normalization
+from terracodec.training.data import CropSampler, discover_scenes, load_scenes, read_scene
+from terracodec.training.loop import TrainConfig, learning_rate, train
+
+
+def _write(path, bands: dict[str, np.ndarray], pixel: float) -> None:
+    first = next(iter(bands.values()))
+    with rasterio.open(
+        path, "w", driver="GTiff", width=first.shape[1], height=first.shape[0], count=len(bands),
+        dtype="uint16", crs="EPSG:32633", transform=from_origin(500000, 5000000, pixel, pixel),
+    ) as ds:
+        for i, (name, arr) in enumerate(bands.items(), start=1):
+            ds.write(arr.astype(np.uint16), i)
+            ds.set_band_description(i, name)
+
+
+@pytest.fixture
+def multires_scene(tmp_path):
+    """One scene split by resolution as OSCD ships it, plus a mask that must be ignored."""
+    rng = np.random.default_rng(0)
+    _write(tmp_path / "img1_10m.tif", {b: rng.integers(500, 3000, (36, 48)) for b in ("B04", "B02")}, 10)
+    _write(tmp_path / "img1_20m.tif", {"B8A": np.full((18, 24), 2000)}, 20)
+    _write(tmp_path / "mask.tif", {"label": np.ones((36, 48))}, 10)
+    return tmp_path
+
+
+def test_resolution_siblings_form_one_scene_on_the_finest_grid(multires_scene):
+    groups = discover_scenes([multires_scene])
+    assert [sorted(p.name for p in g) for g in groups] == [["img1_10m.tif", "img1_20m.tif"], ["mask.tif"]]
+    scene = read_scene(groups[0], ["B02", "B04", "B8A"])
+    assert scene.shape == (3, 36, 48)
+    with rasterio.open(multires_scene / "img1_10m.tif") as ds:
+        np.testing.assert_array_equal(scene[0], ds.read(2))  # B02 is the file's 2nd band
+        np.testing.assert_array_equal(scene[1], ds.read(1))
+    assert np.all(scene[2] == 2000)  # a constant band stays constant when upsampled
+
+
+def test_files_without_wanted_bands_are_skipped_partial_scenes_refused(multires_scene):
+    assert len(load_scenes([multires_scene], ["B02", "B04"])) == 1
+    with pytest.raises(InputError, match="lacks bands B03"):
+        load_scenes([multires_scene], ["B02", "B03"])
+    with pytest.raises(InputError, match="no such file"):
+        load_scenes([multires_scene / "nope.tif"], ["B02"])
+
+
+def test_crop_sampler_yields_normalised_batches(multires_scene):
+    scenes = load_scenes([multires_scene], ["B02", "B04", "B8A"])
+    norm = Normalization((1000.0, 1000.0, 2000.0), (500.0, 500.0, 100.0))
+    batch = next(CropSampler(scenes, norm, crop=32, seed=1).batches(4))
+    assert batch.shape == (4, 3, 32, 32) and batch.dtype == torch.float32
+    assert torch.all(batch[:, 2] == 0)  # (2000 - 2000) / 100, whatever the flip
+    with pytest.raises(InputError, match="at least 64x64"):
+        CropSampler(scenes, norm, crop=64)
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = TrainConfig(lr=1e-3, steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [learning_rate(cfg, s) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.01)
+
+
+def _tiny_model() -> ImageCodec:
+    torch.manual_seed(0)
+    return ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8})
+
+
+def _batches(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, 3, 1, 1, generator=gen)
+    while True:  # smooth, learnable images
+        yield base + 0.1 * torch.randn(2, 3, 32, 32, generator=gen).cumsum(-1).cumsum(-2) / 32
+
+
+def test_training_writes_loadable_checkpoints_and_resumes(tmp_path):
+    def save(model, stem):
+        model.update(force=True)
+        model.save_pretrained(str(stem))
+
+    cfg = TrainConfig(lmbda=1.0, steps=4, lr=1e-3, warmup_steps=1, log_every=2, checkpoint_every=2)
+    model = _tiny_model()
+    state = train(model, _batches(), cfg, tmp_path, save=save)
+    assert state.step == 4 and [r["step"] for r in state.history] == [2, 4]
+    assert all(np.isfinite(r["loss"]) for r in state.history)
+    reloaded = ImageCodec.from_pretrained(str(tmp_path / "model"))
+    x = next(_batches(1))[0]
+    model.eval()
+    assert torch.equal(reloaded.decode_tile(reloaded.encode_tile(x), 32, 32),
+                       model.decode_tile(model.encode_tile(x), 32, 32))
+
+    cfg_more = TrainConfig(**{**cfg.__dict__, "steps": 6})
+    resumed = train(reloaded, _batches(2), cfg_more, tmp_path, save=save, resume=True)
+    assert resumed.step == 6 and [r["step"] for r in resumed.history] == [2, 4, 6]
+    assert json.loads((tmp_path / "train_log.json").read_text())["step"] == 6
+
+
+def test_resume_without_checkpoint_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(_tiny_model(), _batches(), TrainConfig(steps=1), tmp_path, save=lambda m, s: None, resume=True)
+
+
+def test_training_reduces_the_loss(tmp_path):
+    """Not a convergence claim: 30 steps on smooth images must beat the first steps' loss."""
+    model = _tiny_model()
+    cfg = TrainConfig(lmbda=5.0, steps=30, lr=3e-3, warmup_steps=2, log_every=10, checkpoint_every=10**9)
+    state = train(model, _batches(), cfg, tmp_path, save=lambda m, s: None)
+    assert state.history[-1]["loss"] < state.history[0]["loss"]
+
+
+def test_oscd_city_reads_as_thirteen_bands(shared_data):
+    city = shared_data / "oscd_s2_l1c" / "bercy"
+    from terracodec.bands import S2_L1C_BANDS
+
+    scenes = load_scenes([city], S2_L1C_BANDS)
+    assert len(scenes) == 2  # two dates; the change mask is skipped
+    with rasterio.open(city / "img1_10m.tif") as ds:
+        assert scenes[0].shape == (13, ds.height, ds.width)
+        np.testing.assert_array_equal(scenes[0][1], ds.read(1))  # B02
