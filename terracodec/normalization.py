@@ -1,0 +1,152 @@
+"""DN <-> normalised float: per-band standardisation with SSL4EO-S12 statistics.
+
+TerraCodec v1 models were trained on SSL4EO-S12 v1.1 standardised per band,
+`x = (DN - mean) / std`. The reference package does not ship the statistics, so they are
+recorded here, as published with the dataset (SSL4EO-S12 v1.1, `embed2scale/SSL4EO-S12-v1.1`
+on Hugging Face; Blumenstiel et al. 2025) and reused verbatim in the embed2scale / TerraMind
+training code (`S2L1C_MEAN`, `S2L1C_STD`, `S2L2A_MEAN`, `S2L2A_STD`). Band orders:
+
+* L1C, 13 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12
+* L2A, 12 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12
+
+Denormalisation runs in float64 on the CPU, so the DN that a decoder writes do not depend on
+the device or thread count that produced the float tensor's neighbours; integer outputs are
+rounded half to even and clipped to the dtype's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from terracodec.errors import InputError
+
+S2_L1C_MEAN = (
+    2607.345, 2393.068, 2320.225, 2373.963, 2562.536, 3110.071, 3392.832,
+    3321.154, 3583.77, 1838.712, 1021.753, 3205.112, 2545.798,
+)
+S2_L1C_STD = (
+    786.523, 849.702, 875.318, 1143.578, 1126.248, 1161.98, 1273.505,
+    1246.79, 1342.755, 576.795, 45.626, 1340.347, 1145.036,
+)
+S2_L2A_MEAN = (
+    1793.243, 1924.863, 2184.553, 2340.936, 2671.402, 3240.082, 3468.412,
+    3563.244, 3627.704, 3711.071, 3416.714, 2849.625,
+)
+S2_L2A_STD = (
+    1160.144, 1201.092, 1219.943, 1397.225, 1400.035, 1373.136, 1429.17,
+    1485.025, 1447.836, 1652.703, 1471.002, 1365.307,
+)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-band `x = (dn - mean) / std` and its inverse.
+
+    `normalize` and `denormalize` take a `[C, ...]` tensor or array (bands first) and return the
+    same kind. `name` is informative ("ssl4eo-s12-l2a", ...), the numbers are what count.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = field(default="custom")
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise InputError("normalisation needs one mean and one std per band")
+        if any(not np.isfinite(s) or s <= 0 for s in self.std):
+            raise InputError("normalisation std must be positive and finite")
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @property
+    def bands(self) -> int:
+        return len(self.mean)
+
+    # -- presets -------------------------------------------------------------------------------
+    @classmethod
+    def ssl4eo_l1c(cls) -> "Normalization":
+        return cls(S2_L1C_MEAN, S2_L1C_STD, "ssl4eo-s12-l1c")
+
+    @classmethod
+    def ssl4eo_l2a(cls) -> "Normalization":
+        return cls(S2_L2A_MEAN, S2_L2A_STD, "ssl4eo-s12-l2a")
+
+    @classmethod
+    def default_for(cls, bands: int) -> "Normalization":
+        """SSL4EO-S12 L1C for 13 bands, L2A for 12; identity otherwise (e.g. S1 in dB)."""
+        if bands == len(S2_L1C_MEAN):
+            return cls.ssl4eo_l1c()
+        if bands == len(S2_L2A_MEAN):
+            return cls.ssl4eo_l2a()
+        return cls((0.0,) * bands, (1.0,) * bands, "identity")
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_config(cls, d: dict[str, Any]) -> "Normalization":
+        try:
+            return cls(tuple(d["mean"]), tuple(d["std"]), str(d.get("name", "custom")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"invalid normalisation record: {exc}") from None
+
+    # -- maths ---------------------------------------------------------------------------------
+    def _check(self, x: Any) -> None:
+        if x.ndim < 1 or x.shape[0] != self.bands:
+            raise InputError(
+                f"expected {self.bands} bands first, got an array of shape {tuple(x.shape)}"
+            )
+
+    def _stats(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = (self.bands,) + (1,) * (ndim - 1)
+        mean = np.asarray(self.mean, np.float64).reshape(shape)
+        std = np.asarray(self.std, np.float64).reshape(shape)
+        return mean, std
+
+    def normalize(self, dn: Tensor | np.ndarray) -> Tensor | np.ndarray:
+        """float32 `(dn - mean) / std`, computed in float64."""
+        self._check(dn)
+        mean, std = self._stats(dn.ndim)
+        if isinstance(dn, Tensor):
+            x = (dn.detach().to(torch.float64) - torch.from_numpy(mean).to(dn.device)) / (
+                torch.from_numpy(std).to(dn.device)
+            )
+            return x.to(torch.float32)
+        return ((np.asarray(dn, np.float64) - mean) / std).astype(np.float32)
+
+    def denormalize(
+        self, x: Tensor | np.ndarray, dtype: Any = None
+    ) -> Tensor | np.ndarray:
+        """DN from normalised values; rounded and clipped when `dtype` is an integer type.
+
+        Runs in float64 on the CPU. Without `dtype` the result is float64 DN.
+        """
+        self._check(x)
+        mean, std = self._stats(x.ndim)
+        as_tensor = isinstance(x, Tensor)
+        arr = x.detach().to("cpu", torch.float64).numpy() if as_tensor else np.asarray(x, np.float64)
+        dn = arr * std + mean
+        if dtype is not None:
+            dn = _cast(dn, _numpy_dtype(dtype))
+        return torch.from_numpy(np.ascontiguousarray(dn)) if as_tensor else dn
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype:
+    if isinstance(dtype, torch.dtype):
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    return np.dtype(dtype)
+
+
+def _cast(dn: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        dn = np.clip(np.rint(np.nan_to_num(dn)), info.min, info.max)
+    elif dtype.kind != "f":
+        raise InputError(f"cannot denormalise to dtype {dtype}")
+    return dn.astype(dtype)
