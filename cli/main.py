@@ -152,3 +152,7 @@ def models(as_json: bool) -> None:
 from terracodec.cli.train import train_command  # noqa: E402  (its heavy imports are inside)
 
 main.add_command(train_command)
+
+from terracodec.cli.bench import bench_command  # noqa: E402  (its heavy imports are inside)
+
+main.add_command(bench_command)

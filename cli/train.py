@@ -37,8 +37,10 @@ def parse_bands(text: str) -> tuple[str, ...]:
 @click.option("--clip-norm", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
+              help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_size, crop, lr, clip_norm, seed, device, resume):
+def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -56,8 +58,11 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_s
     out = Path(out_dir)
     scenes = load_scenes(inputs, bands)
     norm = Normalization.default_for(len(bands))
+    if not has_offset and norm.name.startswith("ssl4eo"):
+        norm = norm.without_baseline_offset()
     if resume:
         model = ImageCodec.from_pretrained(str(out / "model"))
+        norm = Normalization.from_config(model.config["normalization"])
     else:
         config = {"arch": arch, "bands": len(bands), "N": n, "M": m,
                   "band_names": list(bands), "normalization": norm.to_config(), "lambda": lmbda}

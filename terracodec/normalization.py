@@ -43,6 +43,12 @@ S2_L2A_STD = (
 )
 
 
+#: DN added to every band by Sentinel-2 processing baseline 04.00 and later (January 2022 on).
+#: SSL4EO-S12 v1.1 was built from such products, so its means include it (B10's mean of 1022 DN
+#: is ~22 DN of cirrus signal plus the offset).
+BASELINE_OFFSET = 1000.0
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Per-band `x = (dn - mean) / std` and its inverse.
@@ -71,6 +77,16 @@ class Normalization:
     @classmethod
     def ssl4eo_l1c(cls) -> "Normalization":
         return cls(S2_L1C_MEAN, S2_L1C_STD, "ssl4eo-s12-l1c")
+
+    def without_baseline_offset(self) -> "Normalization":
+        """The same statistics for data processed before baseline 04.00 (no +1000 DN offset).
+
+        Without this, pre-2022 products such as OSCD land about one standard deviation low in
+        every band, and cirrus B10 (std 46 DN) 22 standard deviations low.
+        """
+        return Normalization(
+            tuple(m - BASELINE_OFFSET for m in self.mean), self.std, f"{self.name}-no-offset"
+        )
 
     @classmethod
     def ssl4eo_l2a(cls) -> "Normalization":
