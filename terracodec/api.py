@@ -36,7 +36,7 @@ from terracodec.io.raster import ArrayStack, Grid, RasterWriter, read_stack
 from terracodec.tilecode import decode_tile, encode_tile
 from terracodec.tiling import Tile, round_up, tile_grid, tiles_in_window
 
-DEFAULT_MODEL = "tec-fp-tiny"
+DEFAULT_MODEL = "tec-fp-s2l1c"
 DEFAULT_TILE_SIZE = 512
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in total)
@@ -116,11 +116,15 @@ def _to_device(codec: Any, device: Any) -> None:
         raise InputError(f"cannot run on device {device!r}: {str(exc).splitlines()[0]}") from None
 
 
+#: Model kinds a stream may hold (FORMAT.md `codec.kind`): "image" codes every frame on its
+#: own, "temporal" codes each tile's frames in time order, each from the previous ones.
+KINDS = ("image", "temporal")
+
+
 def _check_kind(codec: Any) -> None:
-    """Container format 1.0 codes every frame on its own: image codecs only."""
     kind = getattr(codec, "kind", None) or codec.config.get("kind", "image")
-    if kind != "image":
-        raise ModelError(f"model kind {kind!r} is not supported by .tec format 1.0 (image models only)")
+    if kind not in KINDS:
+        raise ModelError(f"model kind {kind!r} is not supported by .tec format 1.0 ({', '.join(KINDS)})")
 
 
 def _model_band_names(codec: Any) -> list[str] | None:
@@ -224,7 +228,7 @@ def _encode_header(
     return StreamHeader(
         codec=CodecInfo(
             name=name, quality=quality, weights_hash=to_hash() if to_hash else "",
-            kind="image", bands=int(codec.bands),
+            kind=str(getattr(codec, "kind", None) or "image"), bands=int(codec.bands),
             band_names=model_bands, multiple=multiple,
         ),
         normalization=_normalization_config(codec),
@@ -245,19 +249,29 @@ def _encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress:
     rows: dict[int, list[Tile]] = {}
     for t in tiles:
         rows.setdefault(t.grid_row, []).append(t)
-    for fi, frame in enumerate(header.frames):
+    frame_ids = range(header.frame_count)
+    if header.codec.kind == "temporal":  # each tile row's frames in time order (TileSequence)
+        steps = [(fi, row) for row in rows.values() for fi in frame_ids]
+    else:
+        steps = [(fi, row) for fi in frame_ids for row in rows.values()]
+    sequences: dict[int, Any] = {}
+    for fi, row_tiles in steps:
+        frame = header.frames[fi]
         nodata = frame.meta.nodata
-        for row_tiles in rows.values():
-            r0, h = row_tiles[0].row_off, row_tiles[0].height
-            strip = stack.read(fi, r0, 0, h, g.width)[frame.band_order]  # model band order
-            for t in row_tiles:
-                pixels = np.ascontiguousarray(strip[:, :, t.col_off : t.col_off + t.width])
-                record = encode_tile(pixels, t, codec, norm, nodata, header.valid_range)
-                writer.write_tile(fi, t.index, record)
-                done += 1
-                if progress:
-                    progress(done, total)
-            del strip
+        if header.codec.kind == "temporal" and fi == 0:
+            from terracodec.temporal.tiles import TileSequence
+
+            sequences = {t.index: TileSequence(codec) for t in row_tiles}
+        r0, h = row_tiles[0].row_off, row_tiles[0].height
+        strip = stack.read(fi, r0, 0, h, g.width)[frame.band_order]  # model band order
+        for t in row_tiles:
+            pixels = np.ascontiguousarray(strip[:, :, t.col_off : t.col_off + t.width])
+            record = encode_tile(pixels, t, sequences.get(t.index, codec), norm, nodata, header.valid_range)
+            writer.write_tile(fi, t.index, record)
+            done += 1
+            if progress:
+                progress(done, total)
+        del strip
     writer.close()
 
 
@@ -312,6 +326,8 @@ def _decode_model(header: StreamHeader, model: Any, weights: Any, device: Any) -
         )
     if int(codec.bands) != c.bands or int(codec.multiple) != c.multiple:
         raise ModelError(f"model {c.name} does not match the stream's bands or tile multiple")
+    if (getattr(codec, "kind", None) or "image") != c.kind:
+        raise ModelError(f"stream holds {c.kind} coding, model {c.name} is a {codec.kind} model")
     return codec
 
 
@@ -355,20 +371,41 @@ def _decode_tiles(
     norm = _normalizer(header.normalization)
     dtype = np.dtype(g.dtype)
     total, done = len(frames) * len(needed), 0
-    for k, fi in enumerate(frames):
-        order = header.frames[fi].band_order
-        for t in needed:
+
+    def emit(k: int, fi: int, t: Tile, model: Any) -> None:
+        nonlocal done
+        record = reader.read_tile(fi, t.index)
+        model_order = decode_tile(record, t, model, norm, dtype, header.valid_range)
+        pixels = np.empty_like(model_order)
+        pixels[header.frames[fi].band_order] = model_order  # back to the file's band order
+        r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
+        c0, c1 = max(t.col_off, col_off), min(t.col_off + t.width, col_off + width)
+        part = pixels[:, r0 - t.row_off : r1 - t.row_off, c0 - t.col_off : c1 - t.col_off]
+        sink(k, part, r0 - row_off, c0 - col_off)
+        done += 1
+        if progress:
+            progress(done, total)
+
+    if header.codec.kind != "temporal":
+        for k, fi in enumerate(frames):
+            for t in needed:
+                emit(k, fi, t, codec)
+        return
+    # Temporal: frame i of a tile needs frames < i of that tile, decoded in time order (the
+    # frames that are not wanted only to their latents, without synthesis).
+    from terracodec.container import FLAG_EXACT_ONLY
+    from terracodec.temporal.tiles import TileSequence
+
+    wanted = {fi: k for k, fi in enumerate(frames)}
+    for t in needed:
+        sequence = TileSequence(codec)
+        for fi in range(max(frames) + 1):
+            if fi in wanted:
+                emit(wanted[fi], fi, t, sequence)
+                continue
             record = reader.read_tile(fi, t.index)
-            model_order = decode_tile(record, t, codec, norm, dtype, header.valid_range)
-            pixels = np.empty_like(model_order)
-            pixels[order] = model_order  # back to the file's band order
-            r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
-            c0, c1 = max(t.col_off, col_off), min(t.col_off + t.width, col_off + width)
-            part = pixels[:, r0 - t.row_off : r1 - t.row_off, c0 - t.col_off : c1 - t.col_off]
-            sink(k, part, r0 - row_off, c0 - col_off)
-            done += 1
-            if progress:
-                progress(done, total)
+            if not record.flags & FLAG_EXACT_ONLY:
+                sequence.decode_latents(record.code, t.padded_height, t.padded_width)
 
 
 def decode(

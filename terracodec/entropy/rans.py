@@ -60,6 +60,10 @@ PRECISION = 16
 RANS_L = 1 << 31
 DEFAULT_LANES = 4
 DEFAULT_CHUNK_SYMBOLS = 1 << 16
+#: Below this many symbols per extra lane, a lane's final state (up to 9 bytes) costs more than
+#: its instruction-level parallelism saves: small streams (a hyperprior, one ELIC group of one
+#: tile) get fewer lanes by default.
+SYMBOLS_PER_LANE = 1 << 12
 MAX_LANES = 256
 MAX_CHUNK_SYMBOLS = 1 << 30
 BACKENDS = ("auto", "numba", "torch", "triton")
@@ -74,14 +78,20 @@ _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 def rans_encode(symbols: torch.Tensor, indexes: torch.Tensor, cdfs: torch.Tensor,
                 cdf_lengths: torch.Tensor, offsets: torch.Tensor, *, lanes: int | None = None,
                 chunk_symbols: int | None = None, backend: str = "auto") -> bytes:
-    """Code integer `symbols` with the CDF rows picked by `indexes` (see the module docstring)."""
-    lanes = DEFAULT_LANES if lanes is None else int(lanes)
+    """Code integer `symbols` with the CDF rows picked by `indexes` (see the module docstring).
+
+    `lanes` defaults to DEFAULT_LANES, fewer for streams shorter than
+    `DEFAULT_LANES * SYMBOLS_PER_LANE`; the layout is stored in the stream, so any choice decodes.
+    """
+    symbols = _int32_vector(symbols, "symbols")
+    if lanes is None:
+        lanes = max(1, min(DEFAULT_LANES, symbols.numel() // SYMBOLS_PER_LANE))
+    lanes = int(lanes)
     chunk = DEFAULT_CHUNK_SYMBOLS if chunk_symbols is None else int(chunk_symbols)
     if not 1 <= lanes <= MAX_LANES:
         raise ValueError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
     if not 1 <= chunk <= MAX_CHUNK_SYMBOLS:
         raise ValueError(f"chunk_symbols must be in [1, {MAX_CHUNK_SYMBOLS}], got {chunk}")
-    symbols = _int32_vector(symbols, "symbols")
     indexes = _int32_vector(indexes, "indexes")
     if symbols.numel() != indexes.numel():
         raise ValueError(f"symbols ({symbols.numel()}) and indexes ({indexes.numel()}) differ in "

@@ -34,6 +34,15 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": False,
         "description": "TEC-FP, 13-band S2 L1C, untrained seeded weights (for testing)",
     },
+    # Trained here on the OSCD train cities (docs/MODELS.md): the bundled demo model.
+    "tec-fp-s2l1c": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": 13, "N": 64, "M": 96},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {2: "tec-fp-s2l1c-q2"},
+        "trained": True,
+        "description": "TEC-FP (N=64, M=96), 13-band S2 L1C, trained on OSCD train cities",
+    },
 }
 
 
@@ -54,7 +63,11 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def _normalization(entry: dict[str, Any]) -> Normalization:
-    presets = {"ssl4eo-s12-l1c": Normalization.ssl4eo_l1c, "ssl4eo-s12-l2a": Normalization.ssl4eo_l2a}
+    presets = {
+        "ssl4eo-s12-l1c": Normalization.ssl4eo_l1c,
+        "ssl4eo-s12-l2a": Normalization.ssl4eo_l2a,
+        "ssl4eo-s12-l1c-no-offset": lambda: Normalization.ssl4eo_l1c().without_baseline_offset(),
+    }
     return presets[entry["normalization"]]()
 
 
@@ -96,7 +109,9 @@ def load_model(name: str, quality: Any = None, *, weights: str | Path | None = N
         model = ImageCodec.from_config(config)
         model.load_state_dict(_seeded_state(name, q))
         return model.eval()
-    return checkpoint.from_pretrained(WEIGHTS_DIR / stem, config=config)
+    # Shipped weights carry the config they were trained with (normalisation included).
+    shipped = checkpoint.read_config(WEIGHTS_DIR / stem)
+    return checkpoint.from_pretrained(WEIGHTS_DIR / stem, config=dict(shipped, name=name, quality=q))
 
 
 @lru_cache(maxsize=None)
