@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _compressai import import_compressai  # noqa: E402
+from _common import cpu_name, import_compressai  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = {50_000: 15, 1_000_000: 7, 10_000_000: 3}  # symbols -> repeats
@@ -97,14 +97,7 @@ def timed(fn):
 def machine_info() -> dict:
     import numba
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     info = {
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform(), "torch": torch.__version__, "numpy": np.__version__,

@@ -42,12 +42,14 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "rd"
 ANCHOR = "jpeg2000"
-L1C = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
-L2A = [b for b in L1C if b != "B10"]
 ALL = "all"
 STILL = ["jpeg2000", "htj2k", "jpegxl", "avif"]
 
 sys.path.insert(0, str(ROOT))
+from _common import cpu_name  # noqa: E402  (this script's folder is on sys.path)
+from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS  # noqa: E402
+
+L1C, L2A = list(S2_L1C_BANDS), list(S2_L2A_BANDS)
 
 
 def _oscd(bands: list[str], crop: int | None) -> list[Any]:
@@ -117,14 +119,7 @@ def _environment() -> dict[str, Any]:
     import imagecodecs
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         import av
 
