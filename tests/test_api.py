@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from _rasters import copy_raster
 from _toycodec import ToyCodec
 
 import terracodec
@@ -17,23 +18,6 @@ from terracodec.container import FLAG_EXACT_ONLY, ContainerReader
 from terracodec.errors import CorruptStreamError, InputError, ModelError
 
 TOY_TOLERANCE = 0.02 / 2 * 1000 + 0.5  # step/2 * std, plus rounding to integers
-
-
-def _copy(src, dst, edit=None, nodata=None, band_order=None):
-    """Copy a GeoTIFF (all metadata) optionally editing pixels, nodata or band order."""
-    with rasterio.open(src) as ds:
-        px, profile, tags = ds.read(), ds.profile, ds.tags()
-        desc = list(ds.descriptions)
-    if band_order is not None:
-        px, desc = px[band_order], [desc[i] for i in band_order]
-    if edit is not None:
-        edit(px)
-    profile.update(nodata=nodata) if nodata is not None else None
-    with rasterio.open(dst, "w", **profile) as ds:
-        ds.write(px)
-        ds.descriptions = desc
-        ds.update_tags(**tags)
-    return dst
 
 
 @pytest.fixture()
@@ -49,8 +33,8 @@ def oscd_pair(shared_data, tmp_path):
         px[2, 200:203, 100:140] = 65535
         px[0, 5, 5] = 0
 
-    a = _copy(city / "img1_10m.tif", tmp_path / "img1_10m.tif", swath, nodata=0)
-    b = _copy(city / "img2_10m.tif", tmp_path / "img2_10m.tif", saturate, nodata=0)
+    a = copy_raster(city / "img1_10m.tif", tmp_path / "img1_10m.tif", edit=swath, nodata=0)
+    b = copy_raster(city / "img2_10m.tif", tmp_path / "img2_10m.tif", edit=saturate, nodata=0)
     return [a, b]
 
 
@@ -117,7 +101,7 @@ def test_partial_decode_reads_only_needed_tiles(oscd_pair, tmp_path, monkeypatch
 
 
 def test_bands_are_matched_by_name_and_restored_in_file_order(oscd_pair, tmp_path):
-    shuffled = _copy(oscd_pair[1], tmp_path / "shuffled.tif", band_order=[3, 0, 2, 1])
+    shuffled = copy_raster(oscd_pair[1], tmp_path / "shuffled.tif", band_order=[3, 0, 2, 1])
     toy = ToyCodec()
     a = api.decode(api.encode([shuffled], model=toy), model=toy)
     b = api.decode(api.encode([oscd_pair[1]], model=toy), model=toy)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from _rasters import copy_raster
 from _toycodec import ToyCodec
 from click.testing import CliRunner
 
@@ -49,23 +50,6 @@ def assert_one_line_error(result, pattern: str | None = None):
         assert pattern in err, err
 
 
-def _crop(src: Path, dst: Path, rows: int, cols: int, nodata=None, edit=None) -> Path:
-    with rasterio.open(src) as ds:
-        px = ds.read(window=((0, rows), (0, cols)))
-        profile = dict(ds.profile, height=rows, width=cols,
-                       transform=ds.window_transform(((0, rows), (0, cols))))
-        desc, tags = ds.descriptions, ds.tags()
-    if edit:
-        edit(px)
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(dst, "w", **profile) as ds:
-        ds.write(px)
-        ds.descriptions = desc
-        ds.update_tags(**tags)
-    return dst
-
-
 @pytest.fixture()
 def pair(shared_data, tmp_path):
     """Two dates of real OSCD 10 m bands, cropped small, with a nodata corner (nodata 0)."""
@@ -75,8 +59,8 @@ def pair(shared_data, tmp_path):
         px[:, :9, :13] = 0
 
     return [
-        _crop(city / "img1_10m.tif", tmp_path / "img1_10m.tif", 100, 90, 0, hole),
-        _crop(city / "img2_10m.tif", tmp_path / "img2_10m.tif", 100, 90, 0),
+        copy_raster(city / "img1_10m.tif", tmp_path / "img1_10m.tif", rows=100, cols=90, nodata=0, edit=hole),
+        copy_raster(city / "img2_10m.tif", tmp_path / "img2_10m.tif", rows=100, cols=90, nodata=0),
     ]
 
 
@@ -151,7 +135,7 @@ def test_input_errors(toy, pair, tmp_path):
     assert_one_line_error(tec("encode", tmp_path / "missing.tif", "-o", out, "--model", "toy"), "no such file")
     (tmp_path / "text.tif").write_text("not an image")
     assert_one_line_error(tec("encode", tmp_path / "text.tif", "-o", out, "--model", "toy"), "not a raster")
-    other = _crop(pair[1], tmp_path / "smaller.tif", 80, 90)
+    other = copy_raster(pair[1], tmp_path / "smaller.tif", rows=80, cols=90)
     assert_one_line_error(tec("encode", pair[0], other, "-o", out, "--model", "toy"), "different grids")
     with rasterio.open(tmp_path / "c.tif", "w", driver="GTiff", height=4, width=4, count=4,
                        dtype="complex64") as ds:
@@ -218,7 +202,7 @@ def test_real_model_round_trip_of_bundled_series(tmp_path):
         px[:, :30, :20] = 0
         px[4, 50:53, 60:70] = 65535
 
-    inputs = [_crop(p, tmp_path / p.name, 101, 100, edit=swath if i in (1, 3) else None)
+    inputs = [copy_raster(p, tmp_path / p.name, rows=101, cols=100, edit=swath if i in (1, 3) else None)
               for i, p in enumerate(sample)]
     r = tec("encode", *inputs, "-o", tmp_path / "s.tec", "--model", "tec-fp-tiny", "--tile-size", "64")
     assert r.exit_code == 0, r.output
