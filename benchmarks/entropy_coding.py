@@ -19,7 +19,11 @@ compared with the ideal -sum log2(freq / 2**16) under the quantised tables, and 
 under the continuous model (the exact scale of every symbol, no table quantisation).
 
 The last line printed is `summary: encode_speedup=<x> decode_speedup=<x> overhead_pct=<x>`:
-the worst case over the sizes measured (speed-ups include CompressAI's conversions).
+the worst case over the sizes measured for each target, as issue 2 defines them: throughput at
+1 M and 10 M symbols (speed-ups include CompressAI's conversions), overhead on every stream of
+50 k symbols or more. The 50 k row's speed is reported in the table but is not a throughput
+size: there fixed per-call costs (argument checks, a thread-pool wake-up) weigh as much as the
+coding itself.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from _common import cpu_name, import_compressai  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = {50_000: 15, 1_000_000: 7, 10_000_000: 3}  # symbols -> repeats
+THROUGHPUT_SIZES = (1_000_000, 10_000_000)  # the sizes issue 2 sets its speed target on
 SCALE_RANGE = (0.11, 20.0)
 
 
@@ -215,8 +220,9 @@ def main() -> None:
                 "backend": "auto (numba on CPU)", "scale_table": "compressai get_scale_table()",
                 "latent_scales": f"log-uniform in {list(SCALE_RANGE)}",
                 "compile_encode_s": compile_encode, "compile_decode_s": compile_decode}
-    summary = {"encode_speedup": min(r["encode_speedup"] for r in rows),
-               "decode_speedup": min(r["decode_speedup"] for r in rows),
+    throughput_rows = [r for r in rows if r["symbols"] in THROUGHPUT_SIZES]
+    summary = {"encode_speedup": min(r["encode_speedup"] for r in throughput_rows),
+               "decode_speedup": min(r["decode_speedup"] for r in throughput_rows),
                "overhead_pct": max(r["overhead_pct"] for r in rows)}
     write_results(info, settings, rows, gpu, summary)
     shutil.rmtree(_CACHE, ignore_errors=True)
@@ -329,7 +335,7 @@ def write_results(info, settings, rows, gpu, summary) -> None:
         lines += [f"| {g['symbols']:,} | {ms(g['encode_s'])} | {ms(g['decode_s'])} |" for g in gpu]
     else:
         lines.append("GPU: no CUDA device in this run; the Triton back-end was not timed.")
-    lines += ["", f"Summary (worst case over the sizes): encode speed-up "
+    lines += ["", f"Summary (worst case over 1 M and 10 M symbols for speed, over all sizes for size): encode speed-up "
               f"{summary['encode_speedup']:.1f}x, decode speed-up {summary['decode_speedup']:.1f}x,"
               f" size overhead {summary['overhead_pct']:.3f}% (targets: >= 10x, <= 0.5%).", ""]
     (RESULTS / "entropy_coding.md").write_text("\n".join(lines))

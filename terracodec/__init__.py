@@ -2,13 +2,13 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "decode", "encode", "info", "models"]
+__all__ = ["__version__", "decode", "decode_latents", "encode", "info", "models"]
 
 
 def __getattr__(name: str):
     """`terracodec.encode` etc. come from `terracodec.api`, imported on first use so that
     `import terracodec.<module>` does not pull in rasterio and the whole pipeline."""
-    if name in ("decode", "encode", "info", "models"):
+    if name in ("decode", "decode_latents", "encode", "info", "models"):
         from terracodec import api
 
         return getattr(api, name)

@@ -504,6 +504,86 @@ def _decode_to_files(
     return paths
 
 
+# ----------------------------------------------------------------------------- latents
+
+LATENT_STRIDE = 16  # every terracodec model's latents lie on a 1/16 grid
+
+
+@dataclass
+class Latents:
+    """Decoded latents of a stream on their georeferenced 1/16 grid (no synthesis).
+
+    A stable interface for models that work on the compressed representation (e.g. embedding
+    encoders): latent pixel (r, c) covers scene pixels [16r, 16r + 16) x [16c, 16c + 16);
+    `transform` is the scene's with 16x larger pixels. Latents of tiles stored exactly (all
+    nodata) are NaN.
+    """
+
+    y_hat: np.ndarray                  # [T, M, ceil(H/16), ceil(W/16)] float32, quantised latents
+    features: np.ndarray | None        # [T, D, ...] decoder features (temporal models), else None
+    crs: str | None                    # WKT
+    transform: Affine                  # of the latent grid
+    frame_names: list[str]
+    timestamps: list[str | None]
+
+
+def decode_latents(
+    source: str | os.PathLike | bytes,
+    *,
+    frames: Sequence[int] | None = None,
+    model: Any = None,
+    weights: str | os.PathLike | None = None,
+    device: str | None = None,
+) -> Latents:
+    """The quantised latents (and, for temporal models, the entropy decoder's features) of the
+    selected frames of a stream, tile by tile, without running the synthesis transform."""
+    from terracodec.container import FLAG_EXACT_ONLY
+
+    reader, header = _open_stream(source)
+    with reader:
+        selected = _parse_frames(frames, header.frame_count)
+        codec = _decode_model(header, model, weights, device)
+        g, s = header.grid, LATENT_STRIDE
+        tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
+        lh, lw = -(-g.height // s), -(-g.width // s)
+        temporal = header.codec.kind == "temporal"
+        wanted = {fi: k for k, fi in enumerate(selected)}
+        y_out: np.ndarray | None = None
+        f_out: np.ndarray | None = None
+        for t in tiles:
+            if temporal:
+                from terracodec.temporal.tiles import TileSequence
+
+                sequence = TileSequence(codec)
+            for fi in range(max(selected) + 1) if temporal else selected:
+                record = reader.read_tile(fi, t.index)
+                if record.flags & FLAG_EXACT_ONLY:
+                    continue
+                with torch.inference_mode():
+                    if temporal:
+                        lat = sequence.decode_latents(record.code, t.padded_height, t.padded_width)
+                    else:
+                        lat = codec.decode_latents(record.code, t.padded_height, t.padded_width)
+                if fi not in wanted:
+                    continue
+                y = lat["y_hat"].detach().float().cpu().numpy()
+                f = lat.get("features")
+                if y_out is None:
+                    y_out = np.full((len(selected), y.shape[0], lh, lw), np.nan, np.float32)
+                    if f is not None:
+                        f_out = np.full((len(selected), f.shape[0], lh, lw), np.nan, np.float32)
+                r0, c0 = t.row_off // s, t.col_off // s
+                h, w = -(-t.height // s), -(-t.width // s)
+                y_out[wanted[fi], :, r0 : r0 + h, c0 : c0 + w] = y[:, :h, :w]
+                if f_out is not None and f is not None:
+                    f_out[wanted[fi], :, r0 : r0 + h, c0 : c0 + w] = f.detach().float().cpu().numpy()[:, :h, :w]
+        if y_out is None:
+            raise InputError("every selected tile is stored exactly: there are no latents")
+        metas = [header.frames[i].meta for i in selected]
+        return Latents(y_out, f_out, g.crs_wkt, g.affine() * Affine.scale(s),
+                       [m.name for m in metas], [m.timestamp for m in metas])
+
+
 # ----------------------------------------------------------------------------- info
 
 

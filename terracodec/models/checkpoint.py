@@ -196,9 +196,15 @@ def load_v1_checkpoint(
     quality: Any = None,
     normalization: Normalization | None = None,
 ) -> ImageCodec:
-    """TEC-FP / TEC-ELIC model from a TerraCodec v1 `.pt` file, ready to code (eval mode)."""
+    """TEC-FP / TEC-ELIC / TEC-TT model from a TerraCodec v1 `.pt` file, ready to code (eval mode)."""
     source = str(path) if isinstance(path, (str, Path)) else "checkpoint"
     state = read_v1_state_dict(path)
+    from terracodec.temporal.checkpoint import is_tt_state_dict, tt_from_v1_state
+
+    if is_tt_state_dict(state):  # TEC-TT (terracodec.temporal)
+        if name is None:
+            name = Path(path).stem if isinstance(path, (str, Path)) else "tec-tt"
+        return tt_from_v1_state(state, source, name=name, quality=quality, normalization=normalization)
     config = infer_v1_config(state, source)
     norm = normalization or Normalization.default_for(config["bands"])
     if name is None:

@@ -1,0 +1,185 @@
+"""TEC-TT autoregressive coding: round trips, KV cache = full pass, bit-exact decoding across
+thread counts and batch splits, damaged payloads, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _tinytt import frames, tiny_tt
+from terracodec.errors import CorruptStreamError, InputError
+from terracodec.temporal import TemporalState
+from terracodec.temporal.coding import compact_stream, expand_stream
+from terracodec.temporal.windows import context_windows, current_windows, merge_windows
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many small operations: on a shared 2-core machine a second thread mostly waits."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_windows_layout() -> None:
+    y = torch.randn(2, 3, 8, 12)
+    cur = current_windows(y, 4)
+    assert cur.shape == (2 * 2 * 3, 16, 3)
+    assert torch.equal(merge_windows(cur, 8, 12, 4), y)
+    # window k = (b, i, j): tokens in raster order
+    assert torch.equal(cur[1 * 6 + 1 * 3 + 2].T.reshape(3, 4, 4), y[1, :, 4:8, 8:12])
+    ctx = context_windows(y, 8, 4)
+    assert ctx.shape == (12, 64, 3)
+    padded = F.pad(y, (2, 2, 2, 2), mode="reflect")
+    for k, (b, i, j) in enumerate((b, i, j) for b in range(2) for i in range(2) for j in range(3)):
+        window = ctx[k].T.reshape(3, 8, 8)
+        assert torch.equal(window, padded[b, :, 4 * i : 4 * i + 8, 4 * j : 4 * j + 8])
+        assert torch.equal(window[:, 2:6, 2:6], cur[k].T.reshape(3, 4, 4))  # centred
+
+
+def test_windows_pad_ragged_grids() -> None:
+    y = torch.randn(1, 2, 6, 7)
+    cur = current_windows(y, 4)
+    assert cur.shape == (4, 16, 2)
+    assert torch.equal(merge_windows(cur, 6, 7, 4), y)
+    assert context_windows(y, 8, 4).shape == (4, 64, 2)
+
+
+def test_kv_cache_steps_equal_the_masked_full_pass() -> None:
+    model = tiny_tt()
+    em = model.entropy_model
+    torch.manual_seed(3)
+    tokens = torch.round(3 * torch.randn(5, 16, em.num_channels))
+    memory = torch.randn(5, 2 * em.seq_len_enc, em.d_model)
+    with torch.no_grad():
+        means, scales, feats = em.predict(tokens, memory)
+        cache = em.start_decoding(memory, 5)
+        previous = None
+        for t in range(16):
+            m, s, f = em.step(previous, cache)
+            for ours, ref in ((m, means), (s, scales), (f, feats)):
+                assert float((ours[:5] - ref[:, t]).abs().max()) < 1e-5
+            previous = tokens[:, t]
+
+
+def test_sequence_round_trip_matches_forward() -> None:
+    model = tiny_tt()
+    x = frames(2, 3, 4, 64, 128)
+    with torch.no_grad():
+        out = model(x.transpose(0, 1))
+    enc, dec = TemporalState(), TemporalState()
+    for t in range(3):
+        payloads, enc = model.encode_frames(x[t], enc)
+        assert len(payloads) == 2
+        latents, _ = model.decode_latent_frames(payloads, 64, 128, dec)
+        x_hat, dec = model.decode_frames(payloads, 64, 128, dec)
+        assert float((x_hat - out["x_hat"][:, t]).abs().max()) < 1e-5
+        bits = sum(len(p) for p in payloads) * 8
+        estimate = float(-torch.log2(out["likelihoods"]["y"][t]).sum())
+        assert 0.9 * estimate < bits < 1.3 * estimate + 16 * 16 * 8 * 2
+        assert latents["y_hat"].shape == (2, 16, 4, 8)
+        assert latents["features"].shape == (2, 16, 4, 8)
+    assert enc.frames == dec.frames == 3
+    assert torch.equal(enc.pending, dec.pending)
+    for a, b in zip(enc.encoded, dec.encoded):
+        assert torch.equal(a, b)  # both sides carry the same state, bit for bit
+
+
+def test_single_frame_contract_is_a_first_frame() -> None:
+    model = tiny_tt()
+    x = frames(1, 1, 4, 64, 64)[0]
+    payload = model.encode_tile(x[0])
+    first, _ = model.encode_frames(x)
+    assert payload == first[0]
+    x_hat = model.decode_tile(payload, 64, 64)
+    ref, _ = model.decode_frames(first, 64, 64)
+    assert torch.equal(x_hat, ref[0])
+    assert set(model.decode_latents(payload, 64, 64)) == {"y_hat", "features"}
+
+
+def _with_threads(n: int, fn):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.slow
+def test_bit_exact_across_threads_and_batch_splits(monkeypatch) -> None:
+    """Big enough that the GEMMs take the back-ends' blocked paths (d_model 256, MLP 1024).
+    Small steps normally run on one thread: here they run on the thread count given."""
+    import terracodec.temporal.coding as coding
+
+    monkeypatch.setattr(coding, "SERIAL_ROWS", 1)
+    model = tiny_tt(seed=5, bands=4, latent_channels=64, transform_channels=[8, 8, 16, 64],
+                    d_model=256, num_heads=4, layers=[1, 1, 2])
+    x = frames(3, 2, 4, 64, 64, seed=7)
+
+    def encode(tiles, threads):
+        state, out = TemporalState(), []
+        for t in range(x.shape[0]):
+            payloads, state = _with_threads(threads, lambda: model.encode_frames(x[t, tiles], state))
+            out.append(payloads)
+        return out
+
+    def decode(payloads, threads):
+        state, out = TemporalState(), []
+        for frame in payloads:
+            latents, state = _with_threads(threads, lambda: model.decode_latent_frames(frame, 64, 64, state))
+            out.append(latents)
+        return out
+
+    batched = encode([0, 1, 2], 2)
+    alone = encode([1], 1)
+    for t in range(2):
+        assert alone[t][0] == batched[t][1]  # same bytes whatever the batch and thread count
+    decoded_batch = decode(batched, 1)
+    decoded_alone = decode([[frame[1]] for frame in batched], 2)
+    for t in range(2):
+        for key in ("y_hat", "features"):
+            assert torch.equal(decoded_alone[t][key][0], decoded_batch[t][key][1])
+
+
+def test_damaged_payloads_raise() -> None:
+    model = tiny_tt()
+    x = frames(1, 1, 4, 64, 64)[0]
+    payload = model.encode_frames(x)[0][0]
+    with pytest.raises(CorruptStreamError):
+        model.decode_frames([payload[:-3]], 64, 64)
+    with pytest.raises(CorruptStreamError):
+        model.decode_frames([payload[:1]], 64, 64)
+    with pytest.raises(CorruptStreamError):  # a payload of another model layout (1 stream)
+        model.decode_frames([bytes([1, 1, 0])], 64, 64)
+
+
+def test_compact_streams() -> None:
+    from terracodec.entropy.rans import rans_encode
+
+    cdf = torch.tensor([[0, 30000, 65000, 65536]], dtype=torch.int32)
+    symbols = torch.tensor([0, 1, 1, 0, 5], dtype=torch.int32)
+    stream = rans_encode(symbols, torch.zeros(5, dtype=torch.int32), cdf, torch.tensor([4], dtype=torch.int32),
+                         torch.tensor([0], dtype=torch.int32), lanes=1, chunk_symbols=5)
+    short = compact_stream(stream, 5)
+    assert len(short) < len(stream)
+    assert expand_stream(short, 5) == stream
+    with pytest.raises(ValueError):
+        compact_stream(stream, 4)
+
+
+def test_bad_input() -> None:
+    model = tiny_tt()
+    with pytest.raises(InputError):
+        model.encode_frames(torch.zeros(1, 3, 64, 64))  # bands
+    with pytest.raises(InputError):
+        model.encode_frames(torch.zeros(1, 4, 64, 48))  # not a multiple of 64
+    with pytest.raises(InputError):
+        model.encode_frames(torch.full((1, 4, 64, 64), float("nan")))
+    _, state = model.encode_frames(torch.zeros(2, 4, 64, 64))
+    with pytest.raises(InputError):  # the sequence has 2 tiles
+        model.encode_frames(torch.zeros(1, 4, 64, 64), state)
+    with pytest.raises(InputError):  # ... of 64x64
+        model.encode_frames(torch.zeros(2, 4, 64, 128), state)
