@@ -56,7 +56,8 @@ class ImageCodec(nn.Module):
     @staticmethod
     def from_config(config: dict[str, Any]) -> "ImageCodec":
         """Build an (untrained) codec from its JSON config (`config["arch"]` picks the class)."""
-        import terracodec.models  # noqa: F401  (registers the architectures)
+        import terracodec.models  # noqa: F401  (registers the image architectures)
+        import terracodec.temporal.model  # noqa: F401  (registers "tec-tt")
 
         arch = config.get("arch")
         if arch not in ARCHITECTURES:

@@ -43,6 +43,26 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": True,
         "description": "TEC-FP (N=64, M=96), 13-band S2 L1C, trained on OSCD train cities",
     },
+    # TerraCodec v1 TEC-TT (temporal): the published checkpoints cannot be downloaded here, so
+    # these take `--weights PATH` (a v1 `.pt`); qualities are the published lambdas.
+    "tec-tt": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 12},
+        "normalization": "ssl4eo-s12-l2a",
+        "weights": {q: None for q in (1, 2, 3, 4, 5, 6, 7)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TEC-TT, 12-band S2 L2A; needs --weights (TerraCodec v1 TT checkpoint)",
+    },
+    "tec-tt-l1c": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 13},
+        "normalization": "ssl4eo-s12-l1c",
+        "weights": {q: None for q in (1, 2, 3)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TEC-TT, 13-band S2 L1C; needs --weights (TerraCodec v1 TT checkpoint)",
+    },
 }
 
 
@@ -104,6 +124,8 @@ def load_model(name: str, quality: Any = None, *, weights: str | Path | None = N
                 path, name=name, quality=q, normalization=_normalization(entry)
             )
         return checkpoint.from_pretrained(path, config=None if path.with_suffix(".json").exists() else config)
+    if entry.get("requires_weights"):
+        raise ModelError(f"model {name} ships no weights here: pass --weights PATH (a TerraCodec v1 checkpoint)")
     stem = entry["weights"][q]
     if stem is None:
         model = ImageCodec.from_config(config)
