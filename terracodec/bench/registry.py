@@ -17,12 +17,21 @@ CLASSICAL = {c.name: c for c in CLASSICAL_IMAGE_CODECS + VIDEO_CODECS}
 
 def codec_names() -> list[str]:
     """Every codec name `tec bench --codecs` knows, available here or not."""
-    return list(CLASSICAL) + [m.name for m in TerracodecModel.registered()]
+    return list(CLASSICAL) + [m.name for m in TerracodecModel.registered()] + list(_unbenched_models())
 
 
 def unavailable_codecs() -> dict[str, str]:
-    """name -> why it cannot run here, for the classical codecs that cannot."""
-    return {name: why for name, cls in CLASSICAL.items() if (why := cls.unavailable())}
+    """name -> why it cannot run here: classical codecs missing here, models not benched yet."""
+    missing = {name: why for name, cls in CLASSICAL.items() if (why := cls.unavailable())}
+    return {**missing, **_unbenched_models()}
+
+
+def _unbenched_models() -> dict[str, str]:
+    """Registered models the bench cannot run yet, with the reason."""
+    from terracodec import api
+
+    return {m["name"]: f"{m['kind']} models are not in the bench yet"
+            for m in api.models() if m.get("kind", "image") != "image"}
 
 
 def make_codecs(names: list[str] | None = None, *, threads: int | None = None,
@@ -36,6 +45,10 @@ def make_codecs(names: list[str] | None = None, *, threads: int | None = None,
     known = list(CLASSICAL) + list(models)
     explicit = names is not None
     wanted = list(dict.fromkeys(names)) if explicit else known
+    unbenched = _unbenched_models()
+    for name in wanted:
+        if name in unbenched:
+            raise InputError(f"codec {name} cannot run here: {unbenched[name]}")
     unknown = [n for n in wanted if n not in known]
     if unknown:
         raise InputError(f"unknown codec {', '.join(unknown)} (known: {', '.join(known)})")
