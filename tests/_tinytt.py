@@ -4,9 +4,19 @@ their spread)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from terracodec.temporal import TemporalCodec
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many small operations: on a shared 2-core machine a second thread mostly waits."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 TINY = {
     "bands": 4, "latent_channels": 16, "transform_channels": [8, 8, 8, 16], "residual_blocks": 1,

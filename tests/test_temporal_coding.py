@@ -7,20 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _tinytt import frames, tiny_tt
+from _tinytt import frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.temporal import TemporalState
 from terracodec.temporal.coding import compact_stream, expand_stream
 from terracodec.temporal.windows import context_windows, current_windows, merge_windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small operations: on a shared 2-core machine a second thread mostly waits."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_windows_layout() -> None:

@@ -7,17 +7,11 @@ import pytest
 import torch
 
 import terracodec
-from _tinytt import frames, tiny_tt
+from _tinytt import frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import ModelError
 from terracodec.normalization import Normalization
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

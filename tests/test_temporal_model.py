@@ -6,19 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _tinytt import TINY, frames, tiny_tt
+from _tinytt import TINY, frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import ModelError
 from terracodec.models.base import ImageCodec
 from terracodec.temporal import PUBLISHED, TemporalCodec
 from terracodec.temporal.checkpoint import infer_tt_config, load_tt_checkpoint, tt_model_from_state
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_published_configuration_parameter_count() -> None:

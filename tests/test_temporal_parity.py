@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tinytt import one_thread  # noqa: F401  (autouse fixture)
 
 import terracodec.temporal.coding as coding
 from terracodec.entropy.cdf import code_length_bits
@@ -53,13 +54,6 @@ def _input(data: dict) -> torch.Tensor:
     return Normalization.ssl4eo_l2a().normalize(data["dn"].to(torch.float64).transpose(0, 1)).transpose(0, 1).float()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small operations: on a shared 2-core machine a second thread mostly waits."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
