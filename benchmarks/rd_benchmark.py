@@ -202,7 +202,7 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
         f"{env['imagecodecs']}, PyAV {env['pyav']}; codec threads: {args.threads or 'library defaults'}.",
         "",
         f"**Summary** (BD-rate vs JPEG2000, PSNR-10k, OSCD): TEC-ELIC {_fmt(summ['elic'])} %, "
-        f"TEC-FP {_fmt(summ['fp'])} % (`nan`: no trained model of that kind is registered yet).",
+        f"TEC-FP {_fmt(summ['fp'])} % (`nan`: no trained model of that kind with at least 2 quality levels is registered yet).",
         "",
     ]
     lines += _method_section(METHOD, args)
