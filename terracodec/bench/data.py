@@ -23,9 +23,9 @@ from typing import Sequence
 import numpy as np
 import rasterio
 
-from terracodec.bands import S2_L1C_BANDS, normalize_band_name
+from terracodec.bands import S2_L1C_BANDS
 from terracodec.errors import InputError
-from terracodec.training.data import discover_scenes, read_scene
+from terracodec.training.data import discover_scenes, file_band_names, read_scene
 
 
 @dataclass
@@ -53,22 +53,11 @@ def as_uint16(x: np.ndarray, what: str) -> np.ndarray:
     return x.astype(np.uint16)
 
 
-def _file_band_names(path: Path) -> list[str | None]:
-    try:
-        with rasterio.open(path) as ds:
-            names = [normalize_band_name(d) for d in ds.descriptions]
-            if not any(names) and ds.tags().get("BANDS"):
-                names = [normalize_band_name(n) for n in ds.tags()["BANDS"].split(",")]
-            return names if len(names) == ds.count else [None] * ds.count
-    except rasterio.RasterioIOError as exc:
-        raise InputError(f"not a readable raster: {path} ({str(exc).splitlines()[0]})") from None
-
-
 def read_image(paths: Sequence[Path], bands: Sequence[str] | None,
                allow_unnamed: bool = True) -> tuple[np.ndarray, list[str | None]] | None:
     """One scene as ([C, H, W] uint16, band names); None when it holds none of `bands`, or
     when its bands carry no S2 names and `allow_unnamed` is off (masks and labels in folders)."""
-    named = {p: _file_band_names(p) for p in paths}
+    named = {p: file_band_names(p) for p in paths}
     all_names = [n for names in named.values() for n in names]
     if all(all_names):
         wanted = list(bands) if bands else [b for b in S2_L1C_BANDS if b in all_names]

@@ -48,6 +48,28 @@ def discover_scenes(inputs: Sequence[str | Path]) -> list[list[Path]]:
     return [sorted(g) for _, g in sorted(groups.items())]
 
 
+def _open(path: Path) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except rasterio.RasterioIOError as exc:
+        raise InputError(f"not a readable raster: {path} ({str(exc).splitlines()[0]})") from None
+
+
+def band_names(ds: rasterio.DatasetReader) -> list[str | None]:
+    """S2 names of an open raster's bands, from its descriptions or else its `BANDS` tag (as
+    OSCD ships them); None for bands that carry no S2 name."""
+    names = [normalize_band_name(d) for d in ds.descriptions]
+    if not any(names) and ds.tags().get("BANDS"):
+        names = [normalize_band_name(n) for n in ds.tags()["BANDS"].split(",")]
+    return names if len(names) == ds.count else [None] * ds.count
+
+
+def file_band_names(path: Path) -> list[str | None]:
+    """`band_names` of the raster at `path`."""
+    with _open(path) as ds:
+        return band_names(ds)
+
+
 def load_scenes(inputs: Sequence[str | Path], bands: Sequence[str]) -> list[np.ndarray]:
     """Every scene under `inputs` as int32 DN `[C, H, W]`; files without any wanted band
     (change masks, labels) are skipped, scenes with only some of them are refused."""
@@ -62,17 +84,10 @@ def read_scene(paths: Sequence[Path], bands: Sequence[str]) -> np.ndarray | None
     the files hold none of them."""
     found: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
     for path in paths:
-        try:
-            with rasterio.open(path) as ds:
-                names = [normalize_band_name(d) for d in ds.descriptions]
-                if not any(names):
-                    tag = ds.tags().get("BANDS")
-                    names = [normalize_band_name(n) for n in tag.split(",")] if tag else names
-                for i, name in enumerate(names, start=1):
-                    if name in bands and name not in found:
-                        found[name] = (ds.read(i).astype(np.int32), ds.shape)
-        except rasterio.RasterioIOError as exc:
-            raise InputError(f"not a readable raster: {path} ({exc})") from None
+        with _open(path) as ds:
+            for i, name in enumerate(band_names(ds), start=1):
+                if name in bands and name not in found:
+                    found[name] = (ds.read(i).astype(np.int32), ds.shape)
     if not found:
         return None
     missing = [b for b in bands if b not in found]
