@@ -176,3 +176,50 @@ def test_bad_input() -> None:
         model.encode_frames(torch.zeros(1, 4, 64, 64), state)
     with pytest.raises(InputError):  # ... of 64x64
         model.encode_frames(torch.zeros(2, 4, 64, 128), state)
+
+
+def test_encoder_one_pass_equals_decoder_steps_bit_for_bit() -> None:
+    """The encoder feeds a window's 16 known tokens at once (`predict_cached`, chunks of any
+    size); the decoder feeds one token per step to a padded batch: same numbers, bit for bit.
+    d_model 256 / MLP 1024 so that the GEMMs take the back-ends' blocked paths."""
+    model = tiny_tt(seed=4, latent_channels=32, transform_channels=[8, 8, 16, 32], d_model=256,
+                    num_heads=4, layers=[1, 1, 2])
+    em = model.entropy_model
+    torch.manual_seed(2)
+    tokens = torch.round(4 * torch.randn(17, 16, em.num_channels)) + 0.0
+    with torch.no_grad():
+        kv = em.memory_keys_values(torch.randn(17, 2 * em.seq_len_enc, em.d_model))
+        cache = em.start_cache(kv, 17)
+        steps, previous = [], None
+        for t in range(16):
+            steps.append(em.step(previous, cache))
+            previous = tokens[:, t]
+        for rows in (slice(0, 17), slice(0, 1), slice(3, 8)):
+            one_pass = em.predict_cached(tokens[rows], em.start_cache([(k[rows], v[rows]) for k, v in kv],
+                                                                      rows.stop - rows.start, pad=False))
+            for i in range(3):  # means, scales, features
+                expected = torch.stack([s[i][rows] for s in steps], 1)
+                assert torch.equal(one_pass[i], expected)
+
+
+def test_step_by_step_encoding_codes_the_same_streams() -> None:
+    """`encode_frame` codes from one pass when the coded tokens equal the rounded latent, and
+    falls back to step-by-step coding otherwise: both give the same streams and latents."""
+    import terracodec.temporal.coding as coding
+
+    model = tiny_tt(seed=6)
+    x = frames(2, 2, 4, 64, 128, seed=3)
+    state = TemporalState()
+    with torch.no_grad():
+        for t in range(2):
+            tasks, finish = model._context_tasks(state)
+            context = finish([task() for task in tasks])
+            y = model.analysis(x[t])
+            streams, y_hat, features = coding.encode_frame(model.entropy_model, y, context)
+            windows = current_windows(y, 4)
+            tiles = [slice(0, 2), slice(2, 4)]
+            slow, tokens, slow_features = coding._encode_steps(model.entropy_model, windows, context, tiles)
+            assert slow == streams
+            assert torch.equal(merge_windows(tokens, 4, 8, 4), y_hat)
+            assert torch.equal(merge_windows(slow_features, 4, 8, 4), features)
+            state = model.advance(state, y_hat)

@@ -2,10 +2,23 @@
 
 A frame's latent is cut into windows of 16 tokens; token `t` of every window is coded at step
 `t` (t = 0..15) with the Gaussian that the decoder predicts from tokens `< t` and the memory
-(the joint encoder's output for this frame). Encoder and decoder run the *same* loop
-(`_autoregress`): the memory is computed once per frame, the cross-attention keys/values once
-per frame and layer, and each step feeds one new row per window through the decoder (KV cache)
-and both heads. All windows of all tiles of the batch go through each step together.
+(the joint encoder's output for this frame).
+
+Context (`context_tasks`): the per-frame encoding of the newest latent, the joint encoder and
+the memory's keys/values for every decoder layer, computed once per frame in chunks of
+`CONTEXT_WINDOWS` windows (windows are independent) on `terracodec.temporal.parallel`'s
+threads; the encoder runs its analysis transform beside them.
+
+Decoder (`decode_frame`): 16 steps; each feeds one new row per window through the decoder (KV
+cache) and both heads, all windows of all tiles of the batch together, then decodes the step's
+symbols, which are the next step's input.
+
+Encoder (`encode_frame`): the tokens are known, so all 16 go through the decoder at once
+(`TemporalEntropyModel.predict_cached`: one GEMM per weight instead of 16, chunks of windows in
+parallel), fed with the rounded latent. The decoder will feed the coded values `round(y - c) +
+c` (`c`: the integer centre of the predicted mean) instead, which equal `round(y)` except at
+exact ties with an odd centre; the encoder checks that they are equal and otherwise codes the
+frame step by step as the decoder decodes it (`_encode_steps`).
 
 Streams: each step of each tile is one rANS stream (`terracodec.entropy.rans`, 1 lane, 1 chunk),
 so a tile's frame is 16 streams (`ImageCodec` payload). A step holds only a few hundred to a few
@@ -18,16 +31,19 @@ cheap; the coded bits are those of the full table.
 
 Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 
-* Both sides evaluate the same operations on the same data in the same order: the decoded
-  tokens equal the encoder's quantised ones, and the memory comes from previously decoded
-  latents.
+* Both sides evaluate the same operations on the same data: the decoded tokens equal the
+  encoder's quantised ones, and the memory comes from previously decoded latents.
 * Results must not depend on which other rows share a call (tiles batched differently at
-  encode and decode) nor on the thread count. Every operation of the transformer is row-local
-  (Linear, LayerNorm, GELU, softmax, batched attention per window); the CPU GEMM back-ends
-  (oneDNN/MKL) compute a row identically whatever the other rows once a matrix has at least
-  a few rows, but switch kernels (and summation order) for tiny ones, so the decoder's batch is
-  padded to `MIN_ROWS` rows (`TemporalEntropyModel.start_decoding`).
-  `tests/test_temporal_coding.py` checks 1 vs 2 threads and 1 vs 3 tiles per batch.
+  encode and decode, windows chunked, 16 tokens of a window at once at the encoder and one at
+  a time at the decoder) nor on the thread count. Every operation of the transformer is
+  row-local (Linear, LayerNorm, GELU, softmax, attention one token at a time per window and
+  head); the CPU GEMM back-ends (oneDNN/MKL) compute a row identically whatever the other rows
+  once a matrix has at least a few rows, but switch kernels (and summation order) for tiny
+  ones, so the decoder's one-token batch is padded to `MIN_ROWS` rows
+  (`TemporalEntropyModel.start_cache`). Elementwise kernels (GELU) vectorise in blocks of 16
+  floats; widths that are multiples of 16 keep every row in the vector path.
+  `tests/test_temporal_coding.py` checks 1 vs 2 threads, 1 vs 3 tiles per batch, and the
+  encoder's one-pass predictions against 16 decoder steps.
 * The last step, parameters -> table row and integer centre, is exact integer/IEEE arithmetic
   (`LocationScaleGaussianConditional.quantize_parameters`).
 
@@ -37,15 +53,17 @@ the 225 M-parameter transformer exact everywhere needs fixed-point evaluation (a
 `terracodec.layers.fixedpoint` does for the image codecs' small parameter networks; float64
 integer GEMMs, roughly twice the cost). Not done.
 
-Speed: a step is ~100 small operations on a few rows; their parallel regions cost more than
-they save, so steps with fewer than `SERIAL_ROWS` rows run on one intra-op thread (the results
-do not depend on it). The context encoders, big GEMMs, use the caller's thread count.
+Speed: a decoder step is ~100 small operations on a few rows; their parallel regions cost more
+than they save, so steps with fewer than `SERIAL_ROWS` rows run on one intra-op thread (the
+results do not depend on it). Everything else runs as chunks on `parallel.run_tasks`.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -55,11 +73,15 @@ from terracodec.entropy.location_scale import LocationScaleGaussianConditional
 from terracodec.entropy.rans import rans_decode, rans_encode, varint_decode, varint_encode
 from terracodec.errors import CorruptStreamError
 from terracodec.temporal.entropy_model import TemporalEntropyModel
+from terracodec.temporal.parallel import chunks, run_tasks
+from terracodec.temporal.transformer import DecoderCache
 from terracodec.temporal.windows import current_windows, merge_windows
 
 StepCoder = Callable[[int, Tensor, Tensor], Tensor]
 RANS_VERSION = 1  # the rANS stream layout that compact_stream / expand_stream know
 SERIAL_ROWS = 256  # decoder steps with fewer rows (windows) run on one CPU thread
+CONTEXT_WINDOWS = 4  # windows per context task (256 tokens per GEMM in the per-frame encoder)
+DECODER_WINDOWS = 8  # windows per task of the encoder's one-pass prediction (128 rows per GEMM)
 
 
 def _subtable(
@@ -119,45 +141,118 @@ def _threads_for_rows(rows: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _autoregress(
-    model: TemporalEntropyModel, memory: Tensor, windows: int, code: StepCoder
-) -> tuple[Tensor, Tensor]:
+@dataclass
+class FrameContext:
+    """A frame's memory keys/values for every decoder layer, `[windows, h, Lm, d/h]`, or one
+    window's `[1, h, Lm, d/h]` shared by all (the first frame's constant context)."""
+
+    keys_values: list[tuple[Tensor, Tensor]]
+
+    def rows(self, s: slice) -> list[tuple[Tensor, Tensor]]:
+        """The keys/values of windows `s` (the shared window as it is)."""
+        if self.keys_values[0][0].shape[0] == 1:
+            return self.keys_values
+        return [(k[s], v[s]) for k, v in self.keys_values]
+
+
+ContextTasks = tuple[list[Callable[[], tuple]], Callable[[list], tuple[Optional[Tensor], FrameContext]]]
+
+
+def context_tasks(model: TemporalEntropyModel, encoded: Sequence[Tensor], windows: Optional[Tensor]) -> ContextTasks:
+    """Tasks for a frame's context, and the function that assembles their results into (the new
+    per-frame encoding of `windows` or None, the `FrameContext`). `encoded`: the previous
+    per-frame encodings `[n, 64, d]` (oldest first); `windows`: the context windows of the
+    newest latent, to encode (or None)."""
+    n = windows.shape[0] if windows is not None else encoded[0].shape[0]
+
+    def task(s: slice) -> tuple[Optional[Tensor], list[tuple[Tensor, Tensor]]]:
+        seqs = [e[s] for e in encoded]
+        new = model.encode_windows(windows[s]) if windows is not None else None
+        if new is not None:
+            seqs.append(new)
+        return new, model.memory_keys_values(model.joint_context(seqs[-model.context_len :]))
+
+    def finish(results: list) -> tuple[Optional[Tensor], FrameContext]:
+        new = torch.cat([r[0] for r in results]) if windows is not None else None
+        layers = len(results[0][1])
+        kv = [tuple(torch.cat([r[1][i][j] for r in results]) for j in (0, 1)) for i in range(layers)]
+        return new, FrameContext(kv)  # type: ignore[arg-type]
+
+    return [partial(task, s) for s in chunks(n, CONTEXT_WINDOWS)], finish
+
+
+def _autoregress(model: TemporalEntropyModel, cache: DecoderCache, windows: int, code: StepCoder) -> Tensor:
     """Run the 16 steps; `code(t, means, scales)` returns token t `[windows, C]` quantised.
-    Returns (tokens `[windows, 16, C]`, features `[windows, 16, d]`)."""
-    cache = model.start_decoding(memory, windows)
-    token, tokens, features = None, [], []
-    with _threads_for_rows(windows if memory.device.type == "cpu" else SERIAL_ROWS):
+    Returns the features `[windows, 16, d]` (the tokens are `code`'s business)."""
+    token, features = None, []
+    with _threads_for_rows(windows if cache.layers[0].keys.device.type == "cpu" else SERIAL_ROWS):
         for t in range(model.seq_len_dec):
             means, scales, feats = model.step(token, cache)
             token = code(t, means[:windows], scales[:windows])
-            tokens.append(token)
             features.append(feats[:windows])
-    return torch.stack(tokens, 1), torch.stack(features, 1)
+    return torch.stack(features, 1)
+
+
+def _predict_window_chunks(
+    model: TemporalEntropyModel, tokens: Tensor, context: FrameContext
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(means, raw scales, features) `[n, 16, .]` of known quantised windows, chunks in parallel."""
+
+    def task(s: slice) -> tuple[Tensor, Tensor, Tensor]:
+        cache = model.start_cache(context.rows(s), s.stop - s.start, pad=False)
+        return model.predict_cached(tokens[s], cache)
+
+    parts = run_tasks([partial(task, s) for s in chunks(tokens.shape[0], DECODER_WINDOWS)])
+    means, scales, features = (torch.cat(p) for p in zip(*parts))
+    return means, scales, features
+
+
+def _encode_steps(
+    model: TemporalEntropyModel, windows: Tensor, context: FrameContext, tiles: list[slice]
+) -> tuple[list[list[bytes]], Tensor, Tensor]:
+    """Step-by-step encoding, as the decoder decodes: (streams, tokens, features)."""
+    streams: list[list[bytes]] = []
+    tokens: list[Tensor] = []
+    n = windows.shape[0]
+
+    def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
+        symbols, rows, centres = model.bottleneck.quantize_parameters(windows[:, t], scales, means)
+        streams.append([encode_symbols(model.bottleneck, symbols[s], rows[s]) for s in tiles])
+        tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype))
+        return tokens[-1]
+
+    features = _autoregress(model, model.start_cache(context.rows(slice(0, n)), n), n, code)
+    return streams, torch.stack(tokens, 1), features
 
 
 def encode_frame(
-    model: TemporalEntropyModel, y: Tensor, memory: Tensor
+    model: TemporalEntropyModel, y: Tensor, context: FrameContext
 ) -> tuple[list[list[bytes]], Tensor, Tensor]:
     """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`)."""
     model.bottleneck.update()
     b, _, h, w = y.shape
-    windows = current_windows(y, model.window_current)
-    per_tile = windows.shape[0] // b
-    streams: list[list[bytes]] = []
-
-    def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
-        symbols, rows, centres = model.bottleneck.quantize_parameters(windows[:, t], scales, means)
-        tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
-        streams.append([encode_symbols(model.bottleneck, symbols[s], rows[s]) for s in tiles])
-        return (symbols.to(torch.int64) + centres.to(torch.int64)).to(y.dtype)
-
-    tokens, features = _autoregress(model, memory, windows.shape[0], code)
     size = model.window_current
-    return streams, merge_windows(tokens, h, w, size), merge_windows(features, h, w, size)
+    windows = current_windows(y, size)
+    per_tile = windows.shape[0] // b
+    tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
+    tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
+    means, scales, features = _predict_window_chunks(model, tokens, context)
+    with _threads_for_rows(windows.shape[0] if y.device.type == "cpu" else SERIAL_ROWS):
+        symbols, rows, centres = model.bottleneck.quantize_parameters(windows, scales, means)
+        coded = (symbols.to(torch.int64) + centres.to(torch.int64)).to(y.dtype)
+        if torch.equal(coded, tokens):
+            streams = [
+                [encode_symbols(model.bottleneck, symbols[s, t], rows[s, t]) for s in tiles]
+                for t in range(model.seq_len_dec)
+            ]
+    if not torch.equal(coded, tokens):
+        # a tie rounded the other way around an odd centre: code as the decoder will decode
+        streams, coded, features = _encode_steps(model, windows, context, tiles)
+    return streams, merge_windows(coded, h, w, size), merge_windows(features, h, w, size)
 
 
 def decode_frame(
-    model: TemporalEntropyModel, streams: Sequence[Sequence[bytes]], memory: Tensor,
+    model: TemporalEntropyModel, streams: Sequence[Sequence[bytes]], context: FrameContext,
     shape: tuple[int, int, int, int],
 ) -> tuple[Tensor, Tensor]:
     """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`)."""
@@ -165,16 +260,19 @@ def decode_frame(
     b, c, h, w = shape
     size = model.window_current
     per_tile = -(-h // size) * -(-w // size)
+    n = b * per_tile
     if len(streams) != model.seq_len_dec or any(len(s) != b for s in streams):
         raise CorruptStreamError("corrupt TEC-TT payload: wrong number of streams")
+    tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
+    tokens: list[Tensor] = []
 
     def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
         _, rows, centres = model.bottleneck.quantize_parameters(None, scales, means)
-        tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
         symbols = torch.cat(
             [decode_symbols(model.bottleneck, streams[t][i], rows[s]) for i, s in enumerate(tiles)]
         ).to(centres.device)
-        return (symbols.to(torch.int64) + centres.to(torch.int64)).to(memory.dtype)
+        tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(means.dtype))
+        return tokens[-1]
 
-    tokens, features = _autoregress(model, memory, b * per_tile, code)
-    return merge_windows(tokens, h, w, size), merge_windows(features, h, w, size)
+    features = _autoregress(model, model.start_cache(context.rows(slice(0, n)), n), n, code)
+    return merge_windows(torch.stack(tokens, 1), h, w, size), merge_windows(features, h, w, size)

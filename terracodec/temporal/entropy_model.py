@@ -141,7 +141,11 @@ class TemporalEntropyModel(nn.Module):
     # ------------------------------------------------------------------ context
     def encode_context(self, latent_q: Tensor) -> Tensor:
         """Per-frame encoding of a quantised latent `[B, C, H, W]` -> `[B * n, 64, d]`."""
-        windows = context_windows(latent_q, self.window_context, self.window_current)
+        return self.encode_windows(context_windows(latent_q, self.window_context, self.window_current))
+
+    def encode_windows(self, windows: Tensor) -> Tensor:
+        """Per-frame encoding of context windows `[B', 64, C]` (`context_windows`) -> `[B', 64, d]`
+        (windows are independent: chunks of them may be encoded separately)."""
         h = self.post_embedding_layernorm(self.encoder_embedding(windows / LATENT_SCALE))
         return self.encoder_sep(self.enc_position_sep(h))
 
@@ -196,15 +200,30 @@ class TemporalEntropyModel(nn.Module):
         return memory.expand(windows, -1, -1)
 
     # ------------------------------------------------------------------ autoregression
+    def memory_keys_values(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """The decoder's cross-attention keys/values of a memory `[B', Lm, d]`, per layer."""
+        return self.decoder.memory_keys_values(memory)
+
+    def start_cache(
+        self, keys_values: list[tuple[Tensor, Tensor]], windows: int, pad: bool = True
+    ) -> DecoderCache:
+        """KV cache for decoding `windows` windows from their memory keys/values (one shared
+        window is broadcast). For one token at a time (`step`) the batch is padded to `MIN_ROWS`
+        rows so that every GEMM runs the same kernel whatever the number of windows
+        (determinism); `predict_cached` feeds 16 rows per window and needs no padding."""
+        rows = max(windows, MIN_ROWS) if pad else windows
+        padded = []
+        for k, v in keys_values:
+            if k.shape[0] == 1 and windows != 1:
+                k, v = k.expand(windows, -1, -1, -1), v.expand(windows, -1, -1, -1)
+            elif k.shape[0] != windows:
+                raise ValueError(f"memory for {k.shape[0]} windows, latent has {windows}")
+            padded.append((pad_rows(k, rows).contiguous(), pad_rows(v, rows).contiguous()))
+        return self.decoder.start(padded)
+
     def start_decoding(self, memory: Tensor, windows: int) -> DecoderCache:
-        """KV cache for decoding `windows` windows; the batch is padded to `MIN_ROWS` rows so
-        that every GEMM runs the same kernel whatever the number of windows (determinism)."""
-        rows = max(windows, MIN_ROWS)
-        if memory.shape[0] not in (1, windows):
-            raise ValueError(f"memory for {memory.shape[0]} windows, latent has {windows}")
-        if memory.shape[0] == windows:
-            memory = pad_rows(memory, rows)
-        return self.decoder.start(memory, rows)
+        """`start_cache` from the memory `[1 or windows, Lm, d]` itself."""
+        return self.start_cache(self.memory_keys_values(memory), windows)
 
     def step(self, previous: Optional[Tensor], cache: DecoderCache) -> tuple[Tensor, Tensor, Tensor]:
         """(means, raw scales, features) of token `t = cache.length` of every window, given token
@@ -216,7 +235,18 @@ class TemporalEntropyModel(nn.Module):
         else:
             token = previous.new_zeros((rows, 1, previous.shape[-1]))
             token[: previous.shape[0], 0] = previous
-        features = self.decoder.step(self.embed_tokens(token, t), cache)[:, 0]
+        features = self.decoder.decode(self.embed_tokens(token, t), cache)[:, 0]
+        means, scales = self.heads(features)
+        return means, scales, features
+
+    def predict_cached(self, tokens_q: Tensor, cache: DecoderCache) -> tuple[Tensor, Tensor, Tensor]:
+        """(means, raw scales, features) `[B', 16, .]` of quantised windows `tokens_q [B', 16, C]`
+        known in advance (the encoder's case), from a fresh cache of B' rows: equal, bit for
+        bit, to 16 `step` calls fed with these tokens (same row-local operations, per-token
+        attention), at the cost of one pass."""
+        if cache.length:
+            raise ValueError("predict_cached needs a fresh cache")
+        features = self.decoder.decode(self.embed_tokens(self.learned_zero(tokens_q)), cache)
         means, scales = self.heads(features)
         return means, scales, features
 

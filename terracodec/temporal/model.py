@@ -26,7 +26,8 @@ step, see `terracodec.temporal.coding`). As an `ImageCodec` the model codes sing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,8 @@ from terracodec.layers.blocks import AttentionBlock, ResidualUnit
 from terracodec.layers.conv import conv, deconv
 from terracodec.models.base import ImageCodec, pack_streams, register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
+from terracodec.temporal.parallel import chunks, run_tasks
+from terracodec.temporal.windows import context_windows
 
 PUBLISHED = {
     "latent_channels": 192,
@@ -199,6 +202,36 @@ class TemporalCodec(ImageCodec):
             return self.entropy_model.joint_context([self.start_context()])
         return self._start_memory()
 
+    def _context_tasks(self, state: TemporalState) -> tuple[list[Callable[[], Any]], Callable[[list], Any]]:
+        """Tasks for the next frame's decoder context (`terracodec.temporal.coding.context_tasks`)
+        and the function that turns their results into the `FrameContext`, encoding the
+        state's pending latent in place (as `memory` does)."""
+        from terracodec.temporal.coding import FrameContext, context_tasks
+
+        em = self.entropy_model
+        if state.pending is None and not state.encoded:
+            return [], lambda _: FrameContext(em.memory_keys_values(self._start_memory()))
+        windows = None
+        if state.pending is not None:
+            windows = context_windows(state.pending, em.window_context, em.window_current)
+        tasks, finish = context_tasks(em, state.encoded, windows)
+
+        def done(results: list) -> Any:
+            new, context = finish(results)
+            if new is not None:
+                state.encoded, state.pending = (state.encoded + [new])[-em.context_len :], None
+            return context
+
+        return tasks, done
+
+    def _synthesize(self, y_hat: Tensor, features: Tensor) -> Tensor:
+        """Reconstructions of decoded latents, tile by tile on `parallel.run_tasks`' threads
+        (one intra-op thread each: the transforms' many small parallel regions stall on a busy
+        core)."""
+        tasks = [partial(lambda s: self.synthesis(self.dequantize(y_hat[s], features[s])), s)
+                 for s in chunks(y_hat.shape[0], 1)]
+        return torch.cat(run_tasks(tasks)).float()
+
     def _start_memory(self) -> Tensor:
         """The first frame's memory depends on the weights only: computed once (one window,
         broadcast), recomputed when a weight changes."""
@@ -254,8 +287,10 @@ class TemporalCodec(ImageCodec):
         state = state or TemporalState()
         self._check_frame(x)
         self._check_state(state, x.shape[0], x.shape[2] // 16, x.shape[3] // 16)
-        y = self.analysis(x.to(self.device, torch.float32))
-        streams, y_hat, _ = encode_frame(self.entropy_model, y, self.memory(state))
+        tasks, finish = self._context_tasks(state)
+        analysis = partial(self.analysis, x.to(self.device, torch.float32))
+        results = run_tasks([analysis, *tasks])  # the transform beside the context encoders
+        streams, y_hat, _ = encode_frame(self.entropy_model, results[0], finish(results[1:]))
         payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
         return payloads, self.advance(state, y_hat)
 
@@ -271,7 +306,8 @@ class TemporalCodec(ImageCodec):
         self._check_state(state, len(data), height // 16, width // 16)
         streams = self._unpack_all(data, height, width)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
-        y_hat, features = decode_frame(self.entropy_model, streams, self.memory(state), shape)
+        tasks, finish = self._context_tasks(state)
+        y_hat, features = decode_frame(self.entropy_model, streams, finish(run_tasks(tasks)), shape)
         return {"y_hat": y_hat, "features": features}, self.advance(state, y_hat)
 
     @torch.no_grad()
@@ -280,7 +316,7 @@ class TemporalCodec(ImageCodec):
     ) -> tuple[Tensor, TemporalState]:
         """Reconstructions `[B, C, H, W]` (normalised) of the next frame, and the next state."""
         latents, state = self.decode_latent_frames(data, height, width, state)
-        return self.synthesis(self.dequantize(latents["y_hat"], latents["features"])).float(), state
+        return self._synthesize(latents["y_hat"], latents["features"]), state
 
     def _check_state(self, state: TemporalState, tiles: int, h: int, w: int) -> None:
         if state.frames and (state.tiles, state.latent_size) != (tiles, (h, w)):
@@ -293,7 +329,8 @@ class TemporalCodec(ImageCodec):
     def compress_latents(self, y: Tensor) -> tuple[list[list[bytes]], dict[str, Tensor]]:
         from terracodec.temporal.coding import encode_frame
 
-        streams, y_hat, features = encode_frame(self.entropy_model, y, self.memory(TemporalState()))
+        tasks, finish = self._context_tasks(TemporalState())
+        streams, y_hat, features = encode_frame(self.entropy_model, y, finish(tasks))
         return streams, {"y_hat": y_hat, "features": features}
 
     def decompress_latents(
@@ -302,13 +339,14 @@ class TemporalCodec(ImageCodec):
         from terracodec.temporal.coding import decode_frame
 
         shape = (len(strings[0]), self.latent_channels, height // 16, width // 16)
-        y_hat, features = decode_frame(self.entropy_model, strings, self.memory(TemporalState()), shape)
+        tasks, finish = self._context_tasks(TemporalState())
+        y_hat, features = decode_frame(self.entropy_model, strings, finish(tasks), shape)
         return {"y_hat": y_hat, "features": features}
 
     @torch.no_grad()
     def decode_tiles(self, data: Sequence[bytes], height: int, width: int) -> Tensor:
         latents = self.decode_latents_batch(data, height, width)
-        return self.synthesis(self.dequantize(latents["y_hat"], latents["features"])).float()
+        return self._synthesize(latents["y_hat"], latents["features"])
 
 
 __all__ = ["TemporalCodec", "TemporalState", "Dequantizer", "PUBLISHED"]

@@ -9,17 +9,21 @@ encoder's output, unnormalised, and the first attention is causal. Module names
 (`norm1a`, `self_attention.q`, `mlp1.fc1`, `layers.encoder_layer_0`, ...) and the decoder's
 persistent `look_ahead_mask` buffer reproduce TerraCodec v1's state-dict keys.
 
-Autoregressive decoding (`step`): a window's 16 tokens are produced one at a time, so the
+Autoregressive decoding (`decode`): a window's 16 tokens are produced one at a time, so the
 decoder only ever needs the new token's row. Each layer keeps the keys and values of the tokens
 seen so far (`DecoderCache`) and the keys and values of the memory, which are computed once per
 frame. Token `t` then costs one row through every layer instead of a full 16-token pass; the
-result equals the masked full pass (`forward`) up to float rounding.
+result equals the masked full pass (`forward`) up to float rounding. The encoder knows every
+token in advance and feeds all 16 at once through the same `decode` (one GEMM per weight
+instead of 16); the attention still runs token by token with exactly the calls that the
+one-token decoder makes, so both sides compute the same numbers.
 
 Determinism: coding needs the decoder to reproduce the encoder's entropy parameters bit for bit,
 so every computation here is row-local (a token's result never depends on which other windows
-share the batch) with one exception that we remove: BLAS picks other kernels for matrices with
-very few rows, so the decoder's batch is padded to at least `MIN_ROWS` rows
-(`TemporalEntropyModel.start_decoding`; see `terracodec.temporal.coding`).
+or tokens share the batch): Linear, LayerNorm, GELU, softmax, and per-token attention
+(`WindowAttention.attend_token`). BLAS picks other kernels for matrices with very few rows, so
+the decoder's batch is padded to at least `MIN_ROWS` rows (`TemporalEntropyModel.
+start_decoding`; see `terracodec.temporal.coding`).
 """
 
 from __future__ import annotations
@@ -100,8 +104,18 @@ class WindowAttention(nn.Module):
         return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
     def keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        """Projected keys and values of `memory`, split into heads."""
-        return self.heads(self.k(memory)), self.heads(self.v(memory))
+        """Projected keys and values of `memory`, split into heads (contiguous: batched matmuls
+        over windows and heads then need no copy)."""
+        return self.heads(self.k(memory)).contiguous(), self.heads(self.v(memory)).contiguous()
+
+    def attend_token(self, q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+        """One token per window: scaled head-split query `[B, h, 1, d/h]` (contiguous) against
+        keys/values `[B, h, L, d/h]` -> `[B, h, 1, d/h]`. Decoding always attends through this
+        call, one token at a time, so that a token's result is the same whether it is decoded
+        alone or with the window's other tokens (the batched GEMM of a 16-query block sums in
+        another order than 16 one-query calls)."""
+        weights = torch.softmax(torch.matmul(q, keys.transpose(-2, -1)), dim=-1)
+        return torch.matmul(weights, values)
 
     def attend(self, q: Tensor, keys: Tensor, values: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         """Projected queries `[B, Lq, d]` against head-split keys/values `[B, h, Lk, d/h]`."""
@@ -149,9 +163,9 @@ class MLP(nn.Module):
 class LayerCache:
     """One decoder layer's cache: self-attention keys/values so far, memory keys/values."""
 
-    keys: Tensor  # [B, h, L, d/h], filled up to the current step
+    keys: Tensor  # [B, h, L, d/h], filled up to the current token
     values: Tensor
-    memory_keys: Tensor  # [B, h, Lm, d/h]
+    memory_keys: Tensor  # [B, h, Lm, d/h], contiguous
     memory_values: Tensor
 
 
@@ -198,25 +212,35 @@ class TransformerBlock(nn.Module):
         x = x + self.cross_attention(self.norm2a(x), memory)
         return x + self.mlp2(self.norm2b(x))
 
-    def start(self, memory: Tensor, batch: int, length: int) -> LayerCache:
-        """Empty cache for `length` tokens; the memory's keys/values, projected once."""
-        attn = self.self_attention
-        mk, mv = self.cross_attention.keys_values(memory)
-        if mk.shape[0] != batch:  # one shared memory (e.g. a constant context): broadcast
-            mk, mv = mk.expand(batch, -1, -1, -1), mv.expand(batch, -1, -1, -1)
-        shape = (batch, attn.num_heads, length, attn.head_dim)
-        return LayerCache(memory.new_empty(shape), memory.new_empty(shape), mk, mv)
+    def memory_keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """The cross-attention's keys and values of `memory` `[B, Lm, d]` (once per frame)."""
+        return self.cross_attention.keys_values(memory)
 
-    def step(self, x: Tensor, cache: LayerCache, t: int) -> Tensor:
-        """Token `t` of every window, `x [B, 1, d]`, given tokens `< t` in the cache."""
+    def start(self, keys: Tensor, values: Tensor, length: int) -> LayerCache:
+        """Empty self-attention cache for `length` tokens of the windows of the memory keys/values
+        `[B, h, Lm, d/h]` (`memory_keys_values`)."""
         attn = self.self_attention
+        shape = (keys.shape[0], attn.num_heads, length, attn.head_dim)
+        return LayerCache(keys.new_zeros(shape), keys.new_zeros(shape), keys, values)
+
+    def decode(self, x: Tensor, cache: LayerCache, t: int) -> Tensor:
+        """Tokens `t .. t + n - 1` of every window, `x [B, n, d]`, given tokens `< t` in the
+        cache (n = 1 when decoding, 16 when the encoder feeds a whole window). Equal, bit for
+        bit, to n calls with one token each (row-local operations, per-token attention)."""
+        b, n, d = x.shape
+        attn, cross = self.self_attention, self.cross_attention
         h = self.norm1a(x)
-        cache.keys[:, :, t : t + 1] = attn.heads(attn.k(h))
-        cache.values[:, :, t : t + 1] = attn.heads(attn.v(h))
-        x = x + attn.attend(attn.q(h), cache.keys[:, :, : t + 1], cache.values[:, :, : t + 1])
+        cache.keys[:, :, t : t + n] = attn.heads(attn.k(h))
+        cache.values[:, :, t : t + n] = attn.heads(attn.v(h))
+        q = attn.heads(attn.q(h)) * attn.scale
+        out = [attn.attend_token(q[:, :, i : i + 1].contiguous(), cache.keys[:, :, : t + i + 1],
+                                 cache.values[:, :, : t + i + 1]) for i in range(n)]
+        x = x + attn.proj(torch.cat(out, 2).transpose(1, 2).reshape(b, n, d))
         x = x + self.mlp1(self.norm1b(x))
-        cross = self.cross_attention
-        x = x + cross.attend(cross.q(self.norm2a(x)), cache.memory_keys, cache.memory_values)
+        q = cross.heads(cross.q(self.norm2a(x))) * cross.scale
+        out = [cross.attend_token(q[:, :, i : i + 1].contiguous(), cache.memory_keys, cache.memory_values)
+               for i in range(n)]
+        x = x + cross.proj(torch.cat(out, 2).transpose(1, 2).reshape(b, n, d))
         return x + self.mlp2(self.norm2b(x))
 
 
@@ -244,18 +268,28 @@ class Transformer(nn.Module):
             x = layer(x, memory)
         return x
 
-    def start(self, memory: Tensor, batch: int) -> DecoderCache:
-        """Cache for decoding `batch` windows of `seq_len` tokens against `memory`."""
+    def memory_keys_values(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Every layer's cross-attention keys and values of `memory` `[B, Lm, d]`."""
+        if not self.is_decoder:
+            raise ValueError("only the decoder attends to a memory")
+        return [layer.memory_keys_values(memory) for layer in self.layers.values()]
+
+    def start(self, keys_values: list[tuple[Tensor, Tensor]]) -> DecoderCache:
+        """Cache for decoding the windows of `keys_values` (`memory_keys_values`, one entry per
+        layer, `[B, h, Lm, d/h]`), `seq_len` tokens each."""
         if not self.is_decoder:
             raise ValueError("only the decoder decodes step by step")
-        return DecoderCache([layer.start(memory, batch, self.seq_len) for layer in self.layers.values()])
+        layers = list(self.layers.values())
+        if len(keys_values) != len(layers):
+            raise ValueError(f"keys/values for {len(keys_values)} layers, the decoder has {len(layers)}")
+        return DecoderCache([layer.start(k, v, self.seq_len) for layer, (k, v) in zip(layers, keys_values)])
 
-    def step(self, x: Tensor, cache: DecoderCache) -> Tensor:
-        """Next token `x [B, 1, d]` -> its output `[B, 1, d]`; advances the cache."""
-        t = cache.length
-        if t >= self.seq_len:
+    def decode(self, x: Tensor, cache: DecoderCache) -> Tensor:
+        """Next tokens `x [B, n, d]` -> their outputs `[B, n, d]`; advances the cache by n."""
+        t, n = cache.length, x.shape[1]
+        if t + n > self.seq_len:
             raise ValueError(f"the decoder takes {self.seq_len} tokens per window")
         for layer, layer_cache in zip(self.layers.values(), cache.layers):
-            x = layer.step(x, layer_cache, t)
-        cache.length = t + 1
+            x = layer.decode(x, layer_cache, t)
+        cache.length = t + n
         return x
