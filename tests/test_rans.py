@@ -439,3 +439,51 @@ def test_compressai_tables_round_trip_and_size(compressai):
     symbols[::1000] = 10_000  # escapes, which CompressAI codes with its bypass mode
     ours = rans_encode(symbols, indexes, cdfs, lengths, offsets)
     assert torch.equal(rans_decode(ours, indexes, cdfs, lengths, offsets), symbols)
+
+
+# ----------------------------------------------------------------------------- numba encoder
+
+
+def test_numba_reciprocal_quotient_is_exact():
+    """The encoder's multiply by a reciprocal equals floor division for every frequency
+    (1 .. 2**16), at the ends of the state range and on both sides of multiples of d."""
+    numba = pytest.importorskip("numba")
+    from terracodec.entropy import rans_numba
+
+    @numba.njit
+    def quotients(x, d, table):
+        out = np.empty_like(x)
+        for k in range(x.size):
+            out[k] = rans_numba._quotient(x[k], table[2 * d[k]], table[2 * d[k] + 1])
+        return out
+
+    top = (1 << 63) - 1
+    d = np.arange(1, (1 << 16) + 1, dtype=np.int64)
+    rng = np.random.default_rng(3)
+    big = top // d * d  # the largest multiple of d that is a valid state
+    xs = [np.zeros_like(d), d - 1, d, d + 1, big - 1, big, np.minimum(big, top - 1) + 1,
+          np.full_like(d, top), np.full_like(d, top - 1), np.full_like(d, 1 << 31),
+          rng.integers(0, top, d.size, dtype=np.int64),
+          rng.integers(0, 1 << 48, d.size, dtype=np.int64)]
+    for x in xs:
+        np.testing.assert_array_equal(quotients(x, d, rans_numba._RECIPROCALS), x // d)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 6, 7, 64])
+def test_numba_four_lane_kernel_matches_reference(chunk):
+    """4 lanes (the default) take a register kernel: every tail length, escapes on every lane,
+    bad indexes in the tail and in full groups."""
+    rng = np.random.default_rng(chunk)
+    cdfs, lengths, offsets = random_tables(rng, 5, 12)
+    symbols, indexes = random_symbols(rng, 203, lengths, offsets, escape_rate=0.2)
+    data = rans_encode(symbols, indexes, cdfs, lengths, offsets, lanes=4, chunk_symbols=chunk,
+                       backend="numba")
+    assert data == rans_encode(symbols, indexes, cdfs, lengths, offsets, lanes=4,
+                               chunk_symbols=chunk, backend="torch")
+    assert torch.equal(rans_decode(data, indexes, cdfs, lengths, offsets), symbols)
+    for at in (0, 1, 2, 3, chunk - 1, 202, 200):
+        bad = indexes.clone()
+        bad[min(at, 202)] = -1
+        with pytest.raises(ValueError, match="indexes must be in"):
+            rans_encode(symbols, bad, cdfs, lengths, offsets, lanes=4, chunk_symbols=chunk,
+                        backend="numba")
