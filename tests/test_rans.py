@@ -299,6 +299,19 @@ def test_invalid_tables(case):
         rans_encode(symbols, indexes, cdfs.float(), lengths, offsets)
 
 
+def test_tables_changed_in_place_after_a_call_are_checked_again(case):
+    """Validation is remembered per table tensor; an in-place edit must invalidate that."""
+    symbols, indexes, cdfs, lengths, offsets = case
+    cdfs = cdfs.clone()
+    data = rans_encode(symbols, indexes, cdfs, lengths, offsets)
+    assert torch.equal(rans_decode(data, indexes, cdfs, lengths, offsets), symbols.to(torch.int32))
+    cdfs[1, 0] = 5
+    with pytest.raises(ValueError, match="cdf row 1"):
+        rans_encode(symbols, indexes, cdfs, lengths, offsets)
+    with pytest.raises(ValueError, match="cdf row 1"):
+        rans_decode(data, indexes, cdfs, lengths, offsets)
+
+
 def test_invalid_arguments(case):
     symbols, indexes, cdfs, lengths, offsets = case
     with pytest.raises(TypeError, match="integer dtype"):
