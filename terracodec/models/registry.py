@@ -34,14 +34,23 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": False,
         "description": "TEC-FP, 13-band S2 L1C, untrained seeded weights (for testing)",
     },
-    # Trained here on the OSCD train cities (docs/MODELS.md): the bundled demo model.
+    # Trained here on the OSCD train cities (docs/MODELS.md). Variable rate: one set of weights,
+    # five quality levels (gain vectors), lambda 10 ... 1000. The bundled demo model.
     "tec-fp-s2l1c": {
         "kind": "image",
         "config": {"arch": "tec-fp", "bands": 13, "N": 64, "M": 96},
         "normalization": "ssl4eo-s12-l1c-no-offset",
-        "weights": {2: "tec-fp-s2l1c-q2"},
+        "weights": {q: "tec-fp-s2l1c" for q in (1, 2, 3, 4, 5)},
         "trained": True,
-        "description": "TEC-FP (N=64, M=96), 13-band S2 L1C, trained on OSCD train cities",
+        "description": "TEC-FP (N=64, M=96), 13-band S2 L1C, 5 qualities, trained on OSCD train cities",
+    },
+    "tec-fp-s2l2a": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": 12, "N": 64, "M": 96},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: "tec-fp-s2l2a" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10), 5 qualities",
     },
     # TerraCodec v1 TEC-TT (temporal): the published checkpoints cannot be downloaded here, so
     # these take `--weights PATH` (a v1 `.pt`); qualities are the published lambdas.
@@ -62,6 +71,18 @@ MODELS: dict[str, dict[str, Any]] = {
         "requires_weights": True,
         "trained": True,
         "description": "TEC-TT, 13-band S2 L1C; needs --weights (TerraCodec v1 TT checkpoint)",
+    },
+    # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
+    # small TEC-TT (2.6 M parameters), one quality (lambda 100).
+    "tec-tt-small": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 13, "latent_channels": 64,
+                   "transform_channels": [64, 64, 64, 64], "residual_blocks": 1, "d_model": 96,
+                   "num_heads": 4, "mlp_expansion": 4, "layers": [2, 2, 2]},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {1: "tec-tt-small-s2l1c"},
+        "trained": True,
+        "description": "TEC-TT small (latent 64, d_model 96), 13-band S2 L1C, trained on OSCD train cities (2 dates)",
     },
 }
 
@@ -87,6 +108,7 @@ def _normalization(entry: dict[str, Any]) -> Normalization:
         "ssl4eo-s12-l1c": Normalization.ssl4eo_l1c,
         "ssl4eo-s12-l2a": Normalization.ssl4eo_l2a,
         "ssl4eo-s12-l1c-no-offset": lambda: Normalization.ssl4eo_l1c().without_baseline_offset(),
+        "ssl4eo-s12-l2a-no-offset": lambda: Normalization.ssl4eo_l2a().without_baseline_offset(),
     }
     return presets[entry["normalization"]]()
 
@@ -123,7 +145,9 @@ def load_model(name: str, quality: Any = None, *, weights: str | Path | None = N
             return checkpoint.load_v1_checkpoint(
                 path, name=name, quality=q, normalization=_normalization(entry)
             )
-        return checkpoint.from_pretrained(path, config=None if path.with_suffix(".json").exists() else config)
+        if path.with_suffix(".json").exists():  # its own config, coding at the asked quality
+            config = dict(checkpoint.read_config(path), name=name, quality=q)
+        return checkpoint.from_pretrained(path, config=config)
     if entry.get("requires_weights"):
         raise ModelError(f"model {name} ships no weights here: pass --weights PATH (a TerraCodec v1 checkpoint)")
     stem = entry["weights"][q]

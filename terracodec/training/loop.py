@@ -24,7 +24,8 @@ from terracodec.errors import InputError
 
 @dataclass
 class TrainConfig:
-    lmbda: float = 10.0
+    #: One lambda, or one per quality level of a variable-rate model (lowest rate first).
+    lmbda: float | list[float] = 10.0
     steps: int = 2000
     batch_size: int = 8
     lr: float = 1e-4
@@ -103,15 +104,18 @@ def train(
         logged = json.loads(log_path.read_text())
         state.step, state.history = logged["step"], logged["history"]
 
+    lambdas = list(cfg.lmbda) if isinstance(cfg.lmbda, (list, tuple)) else [float(cfg.lmbda)]
     started = time.perf_counter()
-    window: list[tuple[float, float, float]] = []
+    window: list[tuple[float, float, float, int]] = []
     while state.step < cfg.steps:
         x = next(batches).to(device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, state.step)
-        out = model(x)
+        # Variable rate: the quality levels take turns, one per step (deterministic, balanced).
+        q = state.step % len(lambdas)
+        out = model(x, quality_index=q) if len(lambdas) > 1 else model(x)
         rate, mse = rate_distortion(out, x)
-        loss = rate + cfg.lmbda * mse
+        loss = rate + lambdas[q] * mse
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {state.step}; lower --lr")
         opt.zero_grad(set_to_none=True)
@@ -124,17 +128,11 @@ def train(
             aux.backward()
             aux_opt.step()
         state.step += 1
-        window.append((loss.item(), rate.item(), mse.item()))
+        window.append((loss.item(), rate.item(), mse.item(), q))
         if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-            n = len(window)
-            row = {
-                "step": state.step,
-                "loss": sum(w[0] for w in window) / n,
-                "bpppb": sum(w[1] for w in window) / n,
-                "mse": sum(w[2] for w in window) / n,
-                "lr": opt.param_groups[0]["lr"],
-                "seconds": round(time.perf_counter() - started, 1),
-            }
+            row = _log_row(window, lambdas)
+            row.update(step=state.step, lr=opt.param_groups[0]["lr"],
+                       seconds=round(time.perf_counter() - started, 1))
             window.clear()
             state.history.append(row)
             if progress:
@@ -148,6 +146,22 @@ def train(
                 json.dumps({"config": asdict(cfg), "step": state.step, "history": state.history}, indent=1)
             )
     return state
+
+
+def _log_row(window: list[tuple[float, float, float, int]], lambdas: list[float]) -> dict:
+    """Mean loss/rate/MSE since the last row; per quality level too for variable-rate training."""
+
+    def mean(rows, i):
+        return sum(r[i] for r in rows) / len(rows)
+
+    row = {"loss": mean(window, 0), "bpppb": mean(window, 1), "mse": mean(window, 2)}
+    if len(lambdas) > 1:
+        row["levels"] = [
+            {"lambda": lam, "bpppb": mean(rows, 1), "mse": mean(rows, 2)}
+            for q, lam in enumerate(lambdas)
+            if (rows := [r for r in window if r[3] == q])
+        ]
+    return row
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer, aux_opt: torch.optim.Optimizer | None) -> dict:

@@ -1,0 +1,124 @@
+"""Variable-rate TEC-FP (gain vectors per quality), warm start, and the shipped 5-level models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from terracodec.errors import InputError
+from terracodec.models.base import ImageCodec
+from terracodec.models.checkpoint import save_pretrained
+from terracodec.models.registry import load_model
+from terracodec.training.loop import TrainConfig, train
+from terracodec.training.warm_start import warm_start
+
+SMOOTH = torch.linspace(-1, 1, 64)
+
+
+def _vbr(bands: int = 3, lambdas=(1.0, 4.0, 16.0), seed: int = 0) -> ImageCodec:
+    torch.manual_seed(seed)
+    model = ImageCodec.from_config({"arch": "tec-fp", "bands": bands, "N": 8, "M": 8, "lambdas": list(lambdas)})
+    with torch.no_grad():  # widen the latents so that coding is not all zeros
+        model.g_a[-1].weight.mul_(100)
+    model.update(force=True)
+    return model.eval()
+
+
+def _image(bands: int = 3) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    return (SMOOTH[None, :, None] * SMOOTH[None, None, :] + 0.3 * torch.randn(bands, 64, 64, generator=gen))
+
+
+def test_each_quality_round_trips_and_rate_grows_with_quality():
+    model, x = _vbr(), _image()
+    sizes = []
+    for q in (1, 2, 3):
+        model.set_quality(q)
+        payload = model.encode_tile(x)
+        latents = model.decode_latents(payload, 64, 64)["y_hat"]
+        expected = model.entropy_bottleneck.quantize(
+            model.analysis(x[None]), "dequantize", model.entropy_bottleneck._get_medians())[0]
+        assert torch.equal(latents, expected)
+        assert model.decode_tile(payload, 64, 64).shape == x.shape
+        sizes.append(len(payload))
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_quality_outside_the_levels_is_refused():
+    with pytest.raises(ValueError):
+        _vbr().set_quality(4)
+    with pytest.raises(Exception):
+        ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8, "lambdas": [4.0, 1.0]})
+
+
+def test_variable_rate_training_takes_turns_and_logs_every_level(tmp_path):
+    model = _vbr()
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+    batches = iter(lambda: _image()[None].repeat(2, 1, 1, 1)[..., :32, :32] + 0.01 * torch.randn(2, 3, 32, 32, generator=gen), None)
+    cfg = TrainConfig(lmbda=[1.0, 4.0, 16.0], steps=6, lr=1e-3, warmup_steps=1, log_every=6, checkpoint_every=6)
+    before = model.gain.detach().clone()
+    state = train(model, batches, cfg, tmp_path, save=lambda m, s: (m.update(force=True), m.save_pretrained(str(s))))
+    levels = state.history[-1]["levels"]
+    assert [lv["lambda"] for lv in levels] == [1.0, 4.0, 16.0]
+    assert all(np.isfinite(lv["bpppb"]) and lv["bpppb"] > 0 for lv in levels)
+    assert not torch.equal(model.gain.detach(), before)  # every level's gains were trained
+    reloaded = ImageCodec.from_pretrained(str(tmp_path / "model"))
+    assert torch.equal(reloaded.gain, model.gain)
+
+
+def test_warm_start_selects_bands_by_name_and_sets_gains():
+    source = ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8, "lambda": 4.0,
+                                     "band_names": ["B02", "B03", "B04"]})
+    target = ImageCodec.from_config({"arch": "tec-fp", "bands": 2, "N": 8, "M": 8, "lambdas": [1.0, 16.0],
+                                     "band_names": ["B04", "B02"]})
+    warm_start(target, source)
+    assert torch.equal(target.g_a[0].weight, source.g_a[0].weight[:, [2, 0]])
+    assert torch.equal(target.g_s[-1].weight, source.g_s[-1].weight[:, [2, 0]])
+    assert torch.equal(target.g_s[-1].bias, source.g_s[-1].bias[[2, 0]])
+    assert torch.equal(target.g_a[2].weight, source.g_a[2].weight)
+    assert torch.allclose(target.gain[:, 0], torch.tensor([0.5, 2.0]))  # sqrt(lambda / 4)
+    wrong = ImageCodec.from_config({"arch": "tec-fp", "bands": 1, "N": 8, "M": 8, "band_names": ["B10"]})
+    with pytest.raises(InputError, match="lack bands B10"):
+        warm_start(wrong, source)
+
+
+def test_weights_file_codes_at_the_asked_quality(tmp_path):
+    model = _vbr(bands=13, lambdas=(1.0, 2.0, 4.0, 8.0, 16.0))
+    save_pretrained(model, tmp_path / "vbr")
+    low = load_model("tec-fp-s2l1c", 1, weights=tmp_path / "vbr.safetensors")
+    high = load_model("tec-fp-s2l1c", 5, weights=tmp_path / "vbr.safetensors")
+    assert (low.quality_index, high.quality_index) == (0, 4)
+    x = _image(13)
+    assert len(low.encode_tile(x)) < len(high.encode_tile(x))
+
+
+@pytest.mark.parametrize("name, drop_b10", [("tec-fp-s2l1c", False), ("tec-fp-s2l2a", True)])
+def test_shipped_models_trade_rate_for_quality_on_real_data(name, drop_b10):
+    """The bundled real L1C sample: every level decodes, and rate and PSNR rise with quality."""
+    import rasterio
+
+    from terracodec.demo import SAMPLE_DIR
+
+    with rasterio.open(sorted(SAMPLE_DIR.glob("*.tif"))[0]) as ds:
+        dn = torch.from_numpy(ds.read()[:, :96, :96].astype(np.float32))
+    if drop_b10:
+        dn = torch.cat([dn[:10], dn[11:]])
+    sizes, psnrs = [], []
+    for q in (1, 2, 3, 4, 5):
+        model = load_model(name, q)
+        norm = model_normalization(model)
+        payload = model.encode_tile(norm.normalize(dn))
+        decoded = norm.denormalize(model.decode_tile(payload, 96, 96))
+        mse = torch.mean((decoded - dn) ** 2).item()
+        sizes.append(len(payload))
+        psnrs.append(10 * np.log10(10000**2 / mse))
+    assert sizes == sorted(sizes) and len(set(sizes)) == 5
+    assert psnrs == sorted(psnrs)
+
+
+def model_normalization(model):
+    from terracodec.normalization import Normalization
+
+    return Normalization.from_config(model.config["normalization"])
