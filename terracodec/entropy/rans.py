@@ -171,7 +171,8 @@ def _check_tables(cdfs: torch.Tensor, cdf_lengths: torch.Tensor, offsets: torch.
     object (weak references make sure an id is not reused by a different tensor).
     """
     tables = (cdfs, cdf_lengths, offsets)
-    if all(isinstance(t, torch.Tensor) for t in tables):
+    # Inference tensors keep no version counter: they are validated on every call.
+    if all(isinstance(t, torch.Tensor) and not t.is_inference() for t in tables):
         key = tuple((id(t), t._version) for t in tables) + (str(device),)
         hit = _CHECKED.get(key)
         if hit is not None and all(ref() is t for ref, t in zip(hit[0], tables)):
