@@ -14,12 +14,20 @@ Regenerates `benchmarks/RESULTS.md` and, per data set, `benchmarks/results/rd/<s
 * `eolearn_series`: the 5-date eo-learn L1C series (101 x 100, reflectance x 10000, date order),
   where the video codecs code time.
 
+Registered terracodec models run on every set whose bands they code, at all their qualities:
+by default the trained ones that carry their weights (the 13-band `tec-fp-s2l1c` on the L1C
+sets, the 12-band `tec-fp-s2l2a` on `oscd12` and `terramind_l2a`; trained temporal models on the
+series sets); `--full` adds the untrained test model and every classical codec on every set.
+
 By default each scene is cropped to its central 256 x 256 pixels and the smaller sets run a
-subset of the codecs, so that the whole run stays near 10 minutes on 2 CPU cores; `--full`
-lifts both limits. BD-rates are against JPEG2000 (OpenJPEG) on PSNR-10k. The last printed line
-is `summary: bd_rate_elic=<x> bd_rate_fp=<x>`: BD-rate (%) of the *trained* registered TEC-ELIC
-/ TEC-FP model against JPEG2000 on OSCD, PSNR-10k (12-band model on `oscd12`, else 13-band on
-`oscd13`); `nan` while no such model is registered.
+subset of the codecs, so that the whole run stays near 10-15 minutes on 2 CPU cores; `--full`
+lifts both limits. BD-rates are against JPEG2000 (OpenJPEG) on PSNR-10k. The run ends with the
+CPU speed section of issue 3 (`scene_speed.py`: `tec-fp-s2l2a` against OpenJPEG at matched
+PSNR on a 1024 x 1024 x 12 scene, in the same run; `--no-speed` skips it). The last printed line
+is `summary: bd_rate_elic=<x> bd_rate_fp=<x>`: BD-rate (%) against JPEG2000 on OSCD, PSNR-10k,
+of the trained 12-band TEC-FP (`tec-fp-s2l2a`, all its qualities) on `oscd12` (else the first
+trained TEC-FP on `oscd12` / `oscd13`) and of a trained TEC-ELIC likewise; `nan` while no such
+model is registered.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ RESULTS_DIR = ROOT / "benchmarks" / "results" / "rd"
 ANCHOR = "jpeg2000"
 ALL = "all"
 STILL = ["jpeg2000", "htj2k", "jpegxl", "avif"]
+#: the model and set behind `bd_rate_fp` (issue 3: the trained 12-band TEC-FP on OSCD)
+FP_MODEL, FP_SET = "tec-fp-s2l2a", "oscd12"
 
 sys.path.insert(0, str(ROOT))
 from _common import cpu_name  # noqa: E402  (this script's folder is on sys.path)
@@ -82,11 +92,11 @@ def _eolearn(crop: int | None) -> list[Any]:
 SETS: dict[str, dict[str, Any]] = {
     "oscd13": {
         "title": "OSCD test cities (10), both dates as 2-frame series, 13 bands L1C",
-        "load": lambda crop: _oscd(L1C, crop), "codecs": ALL,
+        "load": lambda crop: _oscd(L1C, crop), "codecs": ALL, "series": True,
     },
     "oscd12": {
         "title": "OSCD test cities (10), both dates, 12 bands (L1C without B10)",
-        "load": lambda crop: _oscd(L2A, crop), "codecs": ["jpeg2000", "htj2k"],
+        "load": lambda crop: _oscd(L2A, crop), "codecs": ["jpeg2000", "htj2k"], "series": True,
     },
     "terramind_l1c": {
         "title": "TerraMesh examples (5 x 224^2), S2 L1C, 13 bands",
@@ -103,7 +113,7 @@ SETS: dict[str, dict[str, Any]] = {
     },
     "eolearn_series": {
         "title": "eo-learn reference scenes: 5-date L1C series (101 x 100), 13 bands",
-        "load": _eolearn, "codecs": ["jpeg2000", "hevc", "av1"],
+        "load": _eolearn, "codecs": ["jpeg2000", "hevc", "av1"], "series": True,
     },
 }
 
@@ -132,18 +142,28 @@ def _environment() -> dict[str, Any]:
             "load_average_start": os.getloadavg()}
 
 
+def default_models(series: bool) -> list[str]:
+    """Registered models of the default run: trained, with their weights here; temporal models
+    only on the series sets (they code dates from dates)."""
+    from terracodec.bench.learned import TerracodecModel
+
+    return [m.name for m in TerracodecModel.registered()
+            if m.trained and not m.missing_weights() and (m.kind == "image" or series)]
+
+
 def run_set(key: str, spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from terracodec.bench import make_codecs, run_benchmark
-    from terracodec.bench.learned import TerracodecModel
+    from terracodec.bench.registry import CLASSICAL
     from terracodec.bench.report import bd_table, write_outputs
 
     start = time.perf_counter()
     samples = spec["load"](None if args.full else args.crop)
-    if args.full or spec["codecs"] == ALL:
-        names = None
-    else:
-        names = spec["codecs"] + [m.name for m in TerracodecModel.registered()]
-    codecs, unavailable = make_codecs(names, threads=args.threads, device=args.device)
+    codecs, unavailable = make_codecs(None, threads=args.threads, device=args.device)
+    if not args.full:
+        wanted = (list(CLASSICAL) if spec["codecs"] == ALL else spec["codecs"]) + \
+            default_models(spec.get("series", False))
+        codecs = [c for c in codecs if c.name in wanted]
+        unavailable = {n: why for n, why in unavailable.items() if n in wanted}
     if args.codecs:
         keep = set(args.codecs) | {ANCHOR}
         codecs = [c for c in codecs if c.name in keep]
@@ -152,7 +172,7 @@ def run_set(key: str, spec: dict[str, Any], args: argparse.Namespace) -> dict[st
     result["title"] = spec["title"]
     result["seconds"] = time.perf_counter() - start
     result["crop"] = None if args.full else args.crop
-    out = RESULTS_DIR / key
+    out = args.results_dir / key
     write_outputs(result, out, ANCHOR, title=key)
     result["bd"] = bd_table(result, ANCHOR)
     pixels = sum(s["shape"][0] * s["shape"][2] * s["shape"][3] for s in result["samples"])
@@ -161,18 +181,24 @@ def run_set(key: str, spec: dict[str, Any], args: argparse.Namespace) -> dict[st
     return result
 
 
-def summary(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """BD-rate of the trained TEC-ELIC / TEC-FP models against JPEG2000 on OSCD (PSNR-10k)."""
-    out = {"elic": math.nan, "fp": math.nan}
+def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """BD-rate of the trained TEC-ELIC / TEC-FP models against JPEG2000 on OSCD (PSNR-10k):
+    {"elic": %, "fp": %, "elic_from": "model on set, n points", "fp_from": ...}."""
+    out: dict[str, Any] = {"elic": math.nan, "fp": math.nan, "elic_from": None, "fp_from": None}
     for arch_key, arch in (("elic", "tec-elic"), ("fp", "tec-fp")):
+        found = []
         for set_key in ("oscd12", "oscd13"):  # issue 3 measures the 12-band models first
             res = results.get(set_key)
-            if not res:
-                continue
-            for row in res["bd"]:
+            for row in res["bd"] if res else []:
                 info = res["codecs"].get(row["codec"], {}).get("settings", {})
-                if info.get("arch") == arch and info.get("trained") and math.isnan(out[arch_key]):
-                    out[arch_key] = row["bd_rate_psnr10k"]
+                if info.get("arch") == arch and info.get("trained"):
+                    found.append((set_key, row))
+        if arch_key == "fp":  # the named 12-band model on oscd12 first
+            found.sort(key=lambda f: (f[0], f[1]["codec"]) != (FP_SET, FP_MODEL))
+        if found:
+            set_key, row = found[0]
+            out[arch_key] = row["bd_rate_psnr10k"]
+            out[f"{arch_key}_from"] = f"{row['codec']} on {set_key}, {row['points']} points"
     return out
 
 
@@ -181,13 +207,16 @@ def _fmt(v: float) -> str:
 
 
 def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args: argparse.Namespace,
-                   seconds: float, summ: dict[str, float]) -> None:
+                   seconds: float, summ: dict[str, Any], speed: dict[str, Any] | None) -> None:
     from terracodec.bench.measure import METHOD
     from terracodec.bench.registry import CLASSICAL, unavailable_codecs
     from terracodec.bench.report import markdown_bd, markdown_points
 
     cmd = "python benchmarks/rd_benchmark.py" + (" --full" if args.full else "") + \
-        (f" --crop {args.crop}" if not args.full and args.crop != 256 else "")
+        (f" --crop {args.crop}" if not args.full and args.crop != 256 else "") + \
+        (" --no-speed" if args.no_speed else "") + \
+        (f" --sets {args.sets}" if args.sets != ",".join(SETS) else "") + \
+        (f" --codecs {','.join(args.codecs)}" if args.codecs else "")
     lines = [
         "# Rate-distortion and speed: terracodec against classical codecs",
         "",
@@ -201,12 +230,23 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
         f"Python {env['python']}, NumPy {env['numpy']}, torch {env['torch']}, imagecodecs "
         f"{env['imagecodecs']}, PyAV {env['pyav']}; codec threads: {args.threads or 'library defaults'}.",
         "",
-        f"**Summary** (BD-rate vs JPEG2000, PSNR-10k, OSCD): TEC-ELIC {_fmt(summ['elic'])} %, "
-        f"TEC-FP {_fmt(summ['fp'])} % (`nan`: no trained model of that kind with at least 2 quality levels is registered yet).",
+        f"**Summary** (BD-rate vs JPEG2000, PSNR-10k, OSCD; negative = fewer bits at equal PSNR): "
+        f"TEC-ELIC {_fmt(summ['elic'])} %{_source(summ['elic_from'])}, "
+        f"TEC-FP {_fmt(summ['fp'])} %{_source(summ['fp_from'])} (`nan`: no trained model of that kind"
+        " is registered).",
         "",
     ]
+    if speed:
+        lines += [f"**CPU speed** ({speed['scene'][1]} x {speed['scene'][2]} x {speed['scene'][0]} scene,"
+                  f" {speed['threads']} threads, at matched PSNR-10k): `{speed['model']}` encodes at"
+                  f" {speed['enc_ratio']:.2f}x and decodes at {speed['dec_ratio']:.2f}x OpenJPEG's speed"
+                  " (geometric mean over its qualities; details below).", ""]
     lines += _method_section(METHOD, args)
     lines += _codec_section(results, CLASSICAL, unavailable_codecs())
+    if speed:
+        import scene_speed
+
+        lines += scene_speed.markdown(speed)
     for key, res in results.items():
         lines += [
             f"## {key}: {res['title']}",
@@ -239,7 +279,11 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
         for name, why in res["skipped"].items():
             lines.append(f"* {name} not run on this set: {why}")
         lines.append("")
-    RESULTS_MD.write_text("\n".join(lines).rstrip() + "\n")
+    args.results_md.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _source(text: str | None) -> str:
+    return f" ({text})" if text else ""
 
 
 def _ranking(res: dict[str, Any]) -> str:
@@ -309,9 +353,11 @@ def _codec_section(results: dict[str, dict[str, Any]], classical: dict[str, Any]
         " keep full resolution; per-band [min, max] scaling to 12 bits loses < 0.01 dB.",
         "* **AV1 video**: PyAV's wheel has SVT-AV1 (4:2:0 only) but not libaom or rav1e, so each"
         " band is a 10-bit luma-only video.",
-        "* **terracodec models** are coded through `terracodec.api` on arrays, container included;"
-        " the untrained `tec-fp-tiny` (seeded weights, for testing the pipeline) is in the tables"
-        " for completeness: its points say nothing about the method.",
+        "* **terracodec models** are coded through `terracodec.api` on arrays, container included,"
+        " at every registered quality (the variable-rate TEC-FP models: one weights file, one gain"
+        " vector per quality). Image models code each date on its own; temporal models (TEC-TT) code"
+        " each date from the previous two. The untrained `tec-fp-tiny` (seeded weights, for testing"
+        " the pipeline) runs only with `--full`: its points say nothing about the method.",
         "",
     ]
     if unavailable:
@@ -328,6 +374,27 @@ def _codec_section(results: dict[str, dict[str, Any]], classical: dict[str, Any]
     return lines
 
 
+def run_speed(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Issue 3's CPU speed comparison (scene_speed.py), written beside the RD results."""
+    import scene_speed
+    from terracodec.bench.report import jsonable
+
+    if FP_MODEL not in default_models(series=False):
+        print(f"speed: skipped, {FP_MODEL} is not a trained model with weights here", flush=True)
+        return None
+    start = time.perf_counter()
+    res = scene_speed.run(FP_MODEL, threads=args.threads or 1, repeats=args.speed_repeats,
+                          log=lambda line: print(f"speed: {line}", flush=True))
+    out = args.results_dir.parent
+    (out / "scene_speed.json").write_text(json.dumps(jsonable(res), indent=1) + "\n")
+    cmd = f"python benchmarks/scene_speed.py --model {FP_MODEL} --threads {res['threads']} --repeats {res['repeats']}"
+    (out / "scene_speed.md").write_text("\n".join([f"Regenerate: `{cmd}` (or run rd_benchmark.py)", ""]
+                                                  + scene_speed.markdown(res, "#")))
+    print(f"speed: {time.perf_counter() - start:.0f} s; encode {res['enc_ratio']:.2f}x, decode "
+          f"{res['dec_ratio']:.2f}x OpenJPEG", flush=True)
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="whole scenes, every codec on every set")
@@ -336,7 +403,15 @@ def main() -> None:
     parser.add_argument("--codecs", default=None, help="only these codecs (plus the anchor)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="codec threads (default: all cores)")
     parser.add_argument("--device", default=None, help="torch device for terracodec models")
+    parser.add_argument("--no-speed", action="store_true",
+                        help="skip the CPU speed section (scene_speed.py: 1024^2 x 12 scene vs OpenJPEG)")
+    parser.add_argument("--speed-repeats", type=int, default=2, help="timed runs per speed point (fastest counts)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write RESULTS.md and results/ under this folder instead (trial runs)")
     args = parser.parse_args()
+    args.results_md = args.out / "RESULTS.md" if args.out else RESULTS_MD
+    args.results_dir = args.out / "results" / "rd" if args.out else RESULTS_DIR
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     args.codecs = [c.strip() for c in args.codecs.split(",")] if args.codecs else None
     if not DATA.is_dir():
         sys.exit(f"error: {DATA} is not present")
@@ -351,10 +426,11 @@ def main() -> None:
         if key not in SETS:
             sys.exit(f"error: unknown set {key} (known: {', '.join(SETS)})")
         results[key] = run_set(key, SETS[key], args)
+    speed = None if args.no_speed else run_speed(args)
     seconds = time.perf_counter() - start
     summ = summary(results)
-    write_markdown(results, env, args, seconds, summ)
-    print(f"wrote {RESULTS_MD.relative_to(ROOT)} and {RESULTS_DIR.relative_to(ROOT)}/ in {seconds:.0f} s")
+    write_markdown(results, env, args, seconds, summ, speed)
+    print(f"wrote {args.results_md} and {args.results_dir}/ in {seconds:.0f} s")
     print(f"summary: bd_rate_elic={_fmt(summ['elic'])} bd_rate_fp={_fmt(summ['fp'])}")
 
 

@@ -35,6 +35,31 @@ def parse_qualities(items: tuple[str, ...]) -> dict[str, list[Any]]:
     return out
 
 
+def parse_weights(items: tuple[str, ...], models: list[str]) -> list[tuple[str | None, Any, str]]:
+    """`--weights` items -> (model or None, quality or None, path).
+
+    `PATH` (for the one model in --codecs), `MODEL=PATH` (every quality swept) or
+    `MODEL@Q=PATH` (quality Q only; repeat for a curve of fixed-rate checkpoints).
+    """
+    out: list[tuple[str | None, Any, str]] = []
+    for item in items:
+        head, sep, path = item.partition("=")
+        name, at, q = head.partition("@")
+        if not sep or name.strip() not in models:
+            out.append((None, None, item))  # a bare path (which may itself contain '=')
+            continue
+        quality: Any = None
+        if at:
+            q = q.strip()
+            quality = int(q) if q.isdigit() else q
+            if quality == "":
+                raise InputError(f"--weights takes MODEL@QUALITY=PATH; got {item!r}")
+        if not path.strip():
+            raise InputError(f"--weights {item!r} names no file")
+        out.append((name.strip(), quality, path.strip()))
+    return out
+
+
 def parse_codecs(text: str | None) -> list[str] | None:
     if text is None or text.strip().lower() == "all":
         return None
@@ -62,28 +87,35 @@ def parse_codecs(text: str | None) -> list[str] | None:
 @click.option("--threads", type=int, default=None,
               help="Threads for the codecs that take a number (and torch); default: library defaults.")
 @click.option("--device", default=None, help="Torch device for terracodec models (cpu, cuda, ...).")
+@click.option("--weights", "weights_items", multiple=True, metavar="[MODEL[@Q]=]PATH",
+              help="Weights for a terracodec model (repeatable): a TerraCodec v1 .pt or a .safetensors "
+                   "with its .json. PATH alone: the one model in --codecs, at its default quality (or "
+                   "the --qualities given); MODEL=PATH: every quality; MODEL@Q=PATH: quality Q only.")
 @click.option("--no-ms-ssim", is_flag=True, help="Skip MS-SSIM (the slowest metric).")
 @click.option("--list", "list_only", is_flag=True, help="List the codecs and whether they run here, then exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no tables.")
 def bench_command(inputs, out_dir, codecs_text, anchor, quality_items, bands_text, series, crop,
-                  threads, device, no_ms_ssim, list_only, quiet):
+                  threads, device, weights_items, no_ms_ssim, list_only, quiet):
     """Sweep codecs over INPUTS (GeoTIFFs, scene folders, .npy) and report rate-distortion,
     speed and memory, with BD-rate / BD-PSNR against --anchor."""
     from rich.console import Console
 
     from terracodec.bench import load_inputs, make_codecs
-    from terracodec.bench.registry import codec_names, unavailable_codecs
+    from terracodec.bench.registry import assign_weights, codec_names, unavailable_codecs
     from terracodec.bench.report import bd_table, print_tables, write_outputs
     from terracodec.cli.train import parse_bands
 
+    names = parse_codecs(codecs_text)
+    from terracodec import api
+
+    weights = assign_weights(parse_weights(weights_items, [m["name"] for m in api.models()]), names)
     if list_only:
-        missing = unavailable_codecs()
+        missing = unavailable_codecs(weights)
         for name in codec_names():
             click.echo(f"{name:<20} {'unavailable: ' + missing[name] if name in missing else 'available'}")
         return
     if not inputs or not out_dir:
         raise InputError("tec bench needs INPUT... and --out DIR (or --list)")
-    names = parse_codecs(codecs_text)
     qualities = parse_qualities(quality_items)
     bands = list(parse_bands(bands_text)) if bands_text else None
     anchor = anchor or None
@@ -94,7 +126,7 @@ def bench_command(inputs, out_dir, codecs_text, anchor, quality_items, bands_tex
 
         torch.set_num_threads(threads)
     samples = load_inputs(list(inputs), bands=bands, series=series, crop=crop)
-    codecs, skipped = make_codecs(names, threads=threads, device=device)
+    codecs, skipped = make_codecs(names, threads=threads, device=device, weights=weights)
     if anchor:
         _check_anchor(anchor, codecs, samples)
     console = Console(stderr=False, width=max(Console().width, 160))

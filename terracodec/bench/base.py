@@ -71,6 +71,11 @@ class Codec(ABC):
         """The exact settings used (documented in the results)."""
         return {}
 
+    def frame_bytes(self, data: bytes) -> list[int] | None:
+        """Payload bytes of each frame of a series stream, where the codec can split them
+        (temporal models: the first date costs more than the dates predicted from it)."""
+        return None
+
     def unsupported(self, x: np.ndarray, band_names: list[str | None] | None) -> str | None:
         """Why this codec cannot code such a sample (wrong band count, ...), or None."""
         return None

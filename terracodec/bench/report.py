@@ -141,7 +141,8 @@ def plot_rd(result: dict[str, Any], metric: str, path: Path, anchor: str | None 
     ax.set_ylabel(label)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(title or f"rate-distortion: {metric}")
-    ax.legend(fontsize=8, loc="lower right" if higher else "upper right")
+    if ax.get_legend_handles_labels()[0]:  # e.g. MS-SSIM skipped: nothing to label
+        ax.legend(fontsize=8, loc="lower right" if higher else "upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -182,7 +183,16 @@ def _write_per_sample(result: dict[str, Any], path: Path) -> None:
         w = csv.writer(f)
         w.writerow(fields)
         for r in rows:
-            w.writerow([f"{r[k]:.6g}" if isinstance(r[k], float) else r[k] for k in fields])
+            w.writerow([_cell(r.get(k)) for k in fields])
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell: floats to 6 significant digits, lists (per-frame values) joined by ';'."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ";".join(str(_cell(x)) for x in v)
+    return "" if v is None else v
 
 
 # ----------------------------------------------------------------------------- tables

@@ -71,6 +71,7 @@ class SampleResult:
     dec_peak: int
     exact: bool
     frames: list[FrameScores] = field(default_factory=list)
+    frame_bytes: list[int] | None = None
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -92,7 +93,9 @@ def _code_sample(codec: Codec, sample: Sample, quality: Any, with_ms_ssim: bool)
         data, enc_s, enc_peak = measure(lambda: codec.encode(x, quality))
         y, dec_s, dec_peak = measure(lambda: codec.decode(data))
         n_bytes, payload = len(data), codec.payload_bytes(data)
+        split = codec.frame_bytes(data)
     else:
+        split = None
         enc_s = dec_s = 0.0
         enc_peak = dec_peak = n_bytes = payload = 0
         frames = []
@@ -112,6 +115,7 @@ def _code_sample(codec: Codec, sample: Sample, quality: Any, with_ms_ssim: bool)
         bytes=n_bytes, payload_bytes=payload, enc_s=enc_s, dec_s=dec_s,
         enc_peak=enc_peak, dec_peak=dec_peak, exact=bool(np.array_equal(x, y)),
         frames=[FrameScores.of(x[t], y[t], with_ms_ssim) for t in range(x.shape[0])],
+        frame_bytes=split,
     )
 
 
@@ -244,4 +248,7 @@ def _per_sample_row(r: SampleResult) -> dict[str, Any]:
         "ms_ssim": _mean([f.ms_ssim for f in r.frames]),
         "sam_deg": _mean([f.sam_deg for f in r.frames]),
         "enc_s": r.enc_s, "dec_s": r.dec_s, "exact": r.exact,
+        # per date: payload bytes (where the codec splits them) and PSNR-10k
+        "frame_bytes": r.frame_bytes,
+        "frame_psnr10k": [f.psnr10k for f in r.frames],
     }
