@@ -22,14 +22,55 @@ def parse_bands(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_lambdas(text: str) -> list[float]:
+    """'30' or '10,30,100' -> positive, strictly increasing lambdas."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--lambda takes a number or a comma list of numbers; got {text!r}") from None
+    if any(v <= 0 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise InputError(f"--lambda values must be positive and increasing; got {text!r}")
+    return values
+
+
+#: The small TEC-TT trained here (docs/MODELS.md); `--channels`/`--latent` set its widths.
+TT_SMALL = {"arch": "tec-tt", "residual_blocks": 1, "d_model": 96, "num_heads": 4,
+            "mlp_expansion": 4, "layers": [2, 2, 2]}
+
+
+def tt_config(channels: int, latent: int, text: str | None) -> dict:
+    """The small TT config with `--channels`/`--latent` and the `--tt-config` JSON overrides."""
+    import json
+
+    config = dict(TT_SMALL, latent_channels=latent, transform_channels=[channels] * 3 + [latent])
+    if text:
+        try:
+            extra = json.loads(text)
+        except json.JSONDecodeError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise InputError(f"--tt-config takes a JSON object; got {text!r}")
+        config.update(extra)
+    return config
+
+
 @click.command("train")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for checkpoints and the log.")
-@click.option("--arch", type=click.Choice(["tec-fp", "tec-elic"]), default="tec-fp", show_default=True)
+@click.option("--arch", type=click.Choice(["tec-fp", "tec-elic", "tec-tt"]), default="tec-fp", show_default=True,
+              help="tec-tt trains the temporal codec on multi-date folders (one folder per scene).")
 @click.option("--bands", "bands_text", default="L1C", show_default=True, help="L1C (13), L2A (12) or a comma list of band names.")
 @click.option("--channels", "n", type=int, default=64, show_default=True, help="Transform width N.")
 @click.option("--latent", "m", type=int, default=96, show_default=True, help="Latent channels M.")
-@click.option("--lambda", "lmbda", type=float, required=True, help="Rate-distortion trade-off: loss = bpppb + lambda * MSE.")
+@click.option("--lambda", "lambda_text", required=True,
+              help="Rate-distortion trade-off: loss = bpppb + lambda * MSE. A comma list (lowest "
+                   "rate first) trains one variable-rate model with a quality level per lambda.")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Warm-start from these weights (.safetensors of the same architecture; bands matched by name).")
+@click.option("--frames", type=int, default=2, show_default=True,
+              help="tec-tt: dates per training sequence (same crop on every date).")
+@click.option("--tt-config", "tt_text", default=None,
+              help="tec-tt: JSON object overriding the small TT config, e.g. '{\"d_model\": 128}'.")
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=128, show_default=True)
@@ -40,7 +81,7 @@ def parse_bands(text: str) -> tuple[str, ...]:
 @click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
               help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
+def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, tt_text, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -53,10 +94,18 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_s
     from terracodec.normalization import Normalization
     from terracodec.training.data import CropSampler, load_scenes
     from terracodec.training.loop import TrainConfig, train
+    from terracodec.training.sequences import SequenceSampler, load_sequences
 
     bands = parse_bands(bands_text)
+    lambdas = parse_lambdas(lambda_text)
     out = Path(out_dir)
-    scenes = load_scenes(inputs, bands)
+    temporal = arch == "tec-tt"
+    if temporal:
+        if len(lambdas) > 1:
+            raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
+        scenes = load_sequences(inputs, bands, min_frames=max(2, frames))
+    else:
+        scenes = load_scenes(inputs, bands)
     norm = Normalization.default_for(len(bands))
     if not has_offset and norm.name.startswith("ssl4eo"):
         norm = norm.without_baseline_offset()
@@ -65,11 +114,31 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_s
         norm = Normalization.from_config(model.config["normalization"])
     else:
         config = {"arch": arch, "bands": len(bands), "N": n, "M": m,
-                  "band_names": list(bands), "normalization": norm.to_config(), "lambda": lmbda}
+                  "band_names": list(bands), "normalization": norm.to_config()}
+        if temporal:
+            config = dict(tt_config(n, m, tt_text), bands=len(bands), band_names=list(bands),
+                          normalization=norm.to_config())
+        if len(lambdas) > 1:
+            if arch != "tec-fp":
+                raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
+            config["lambdas"] = lambdas
+        else:
+            config["lambda"] = lambdas[0]
         torch.manual_seed(seed)
         model = ImageCodec.from_config(config)
-    sampler = CropSampler(scenes, norm, crop=crop, seed=seed)
-    cfg = TrainConfig(lmbda=lmbda, steps=steps, batch_size=batch_size, lr=lr, clip_norm=clip_norm,
+        if init_path:
+            from terracodec.training.warm_start import warm_start
+
+            warm_start(model, ImageCodec.from_pretrained(init_path))
+    if temporal and crop % model.multiple:
+        raise InputError(f"--crop must be a multiple of {model.multiple} for tec-tt, got {crop}")
+    if temporal:
+        sampler = SequenceSampler(scenes, norm, crop=crop, frames=frames, seed=seed)
+    else:
+        sampler = CropSampler(scenes, norm, crop=crop, seed=seed)
+    if resume:
+        lambdas = model.config.get("lambdas") or [model.config.get("lambda", lambdas[0])]
+    cfg = TrainConfig(lmbda=lambdas if len(lambdas) > 1 else lambdas[0], steps=steps, batch_size=batch_size, lr=lr, clip_norm=clip_norm,
                       seed=seed, warmup_steps=min(200, steps // 10))
 
     def save(model, stem: Path) -> None:
@@ -81,9 +150,12 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lmbda, steps, batch_s
         task = bar.add_task("train", total=steps, info="")
 
         def report(step: int, row: dict) -> None:
-            bar.update(task, completed=step,
-                       info=f"bpppb {row['bpppb']:.3f}  mse {row['mse']:.4f}  lr {row['lr']:.1e}")
+            info = f"bpppb {row['bpppb']:.3f}  mse {row['mse']:.4f}  lr {row['lr']:.1e}"
+            bar.update(task, completed=step, info=info)
+            if not bar.console.is_terminal:  # a log file (nohup): the bar shows only at the end
+                click.echo(f"step {step}/{steps}  loss {row['loss']:.4f}  {info}  {row['seconds']:.0f} s")
 
         train(model, sampler.batches(batch_size), cfg, out, save=save, device=device,
               resume=resume, progress=report)
-    click.echo(f"wrote {out / 'model.safetensors'} ({len(scenes)} scenes, {steps} steps)")
+    unit = "sequences" if temporal else "scenes"
+    click.echo(f"wrote {out / 'model.safetensors'} ({len(scenes)} {unit}, {steps} steps)")
