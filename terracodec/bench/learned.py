@@ -65,12 +65,8 @@ class TerracodecModel(Codec):
 
     @property
     def requires_weights(self) -> bool:
-        """The model ships no weights here (`api.models()` does not say so: ask the registry)."""
-        if "requires_weights" in self.entry:
-            return bool(self.entry["requires_weights"])
-        from terracodec.models.registry import MODELS
-
-        return bool(MODELS.get(self.name, {}).get("requires_weights", False))
+        """The model ships no weights here (the registry listing says so)."""
+        return bool(self.entry.get("requires_weights", False))
 
     @property
     def trained(self) -> bool:

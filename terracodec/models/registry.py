@@ -88,7 +88,8 @@ MODELS: dict[str, dict[str, Any]] = {
 
 
 def list_models() -> list[dict[str, Any]]:
-    """One dict per model: name, kind, bands, qualities, arch, trained, description."""
+    """One dict per model: name, kind, bands, qualities, arch, trained, requires_weights
+    (ships no weights: needs `--weights`), description."""
     return [
         {
             "name": name,
@@ -97,6 +98,7 @@ def list_models() -> list[dict[str, Any]]:
             "qualities": sorted(entry["weights"]),
             "arch": entry["config"]["arch"],
             "trained": entry["trained"],
+            "requires_weights": bool(entry.get("requires_weights", False)),
             "description": entry["description"],
         }
         for name, entry in MODELS.items()
