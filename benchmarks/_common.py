@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Sequence
+
+import numpy as np
 
 from terracodec.testing import import_compressai as _import_compressai
+
+#: The project's real rasters (see its MANIFEST.md), beside the checkout.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def import_compressai() -> ModuleType:
@@ -26,3 +33,26 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def oscd_test_series(bands: Sequence[str], crop: int | None) -> list[Any]:
+    """The 10 OSCD test cities, both dates as 2-frame `Sample`s (evaluation only: never trained on)."""
+    from terracodec.bench import load_inputs
+
+    root = SHARED_DATA / "oscd_s2_l1c"
+    cities = [c.strip() for c in (root / "test.txt").read_text().replace("\n", ",").split(",") if c.strip()]
+    return load_inputs([root / c for c in cities], bands=list(bands), series=True, crop=crop)
+
+
+def eolearn_series(bands: Sequence[str], crop: int | None = None) -> list[Any]:
+    """The eo-learn 5-date L1C series as one `Sample` [T, 13, H, W] uint16 DN in date order
+    (the file holds reflectance in Sentinel Hub band order, which is the L1C order)."""
+    from terracodec.bench.data import Sample, center_crop
+
+    root = SHARED_DATA / "eolearn_reference_scenes"
+    x = np.load(root / "REFERENCE_SCENES.npy")  # [T, H, W, C] reflectance
+    stamps = json.loads((root / "timestamps.json").read_text())["REFERENCE_SCENES_index_to_timestamp"]
+    dn = np.rint(x[np.argsort(stamps)] * 10000.0).clip(0, 65535).astype(np.uint16).transpose(0, 3, 1, 2)
+    if crop:
+        dn = center_crop(dn, crop)
+    return [Sample("eolearn_slovenia_2015", np.ascontiguousarray(dn), list(bands))]

@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "rd"
 ANCHOR = "jpeg2000"
@@ -56,47 +55,26 @@ STILL = ["jpeg2000", "htj2k", "jpegxl", "avif"]
 FP_MODEL, FP_SET = "tec-fp-s2l2a", "oscd12"
 
 sys.path.insert(0, str(ROOT))
-from _common import cpu_name  # noqa: E402  (this script's folder is on sys.path)
+from _common import SHARED_DATA, cpu_name, eolearn_series, oscd_test_series  # noqa: E402  (this folder is on sys.path)
 from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS  # noqa: E402
 
 L1C, L2A = list(S2_L1C_BANDS), list(S2_L2A_BANDS)
 
 
-def _oscd(bands: list[str], crop: int | None) -> list[Any]:
-    from terracodec.bench import load_inputs
-
-    root = DATA / "oscd_s2_l1c"
-    cities = [c for c in (root / "test.txt").read_text().replace("\n", ",").split(",") if c.strip()]
-    return load_inputs([root / c.strip() for c in cities], bands=bands, series=True, crop=crop)
-
-
 def _folder(sub: str, bands: list[str], crop: int | None) -> list[Any]:
     from terracodec.bench import load_inputs
 
-    return load_inputs([DATA / sub], bands=bands, crop=crop)
-
-
-def _eolearn(crop: int | None) -> list[Any]:
-    from terracodec.bench.data import Sample, center_crop
-
-    root = DATA / "eolearn_reference_scenes"
-    x = np.load(root / "REFERENCE_SCENES.npy")  # [T, H, W, C] reflectance
-    stamps = json.loads((root / "timestamps.json").read_text())["REFERENCE_SCENES_index_to_timestamp"]
-    order = np.argsort(stamps)
-    dn = np.rint(x[order] * 10000.0).clip(0, 65535).astype(np.uint16).transpose(0, 3, 1, 2)
-    if crop:
-        dn = center_crop(dn, crop)
-    return [Sample("eolearn_slovenia_2015", np.ascontiguousarray(dn), list(L1C))]
+    return load_inputs([SHARED_DATA / sub], bands=bands, crop=crop)
 
 
 SETS: dict[str, dict[str, Any]] = {
     "oscd13": {
         "title": "OSCD test cities (10), both dates as 2-frame series, 13 bands L1C",
-        "load": lambda crop: _oscd(L1C, crop), "codecs": ALL, "series": True,
+        "load": lambda crop: oscd_test_series(L1C, crop), "codecs": ALL, "series": True,
     },
     "oscd12": {
         "title": "OSCD test cities (10), both dates, 12 bands (L1C without B10)",
-        "load": lambda crop: _oscd(L2A, crop), "codecs": ["jpeg2000", "htj2k"], "series": True,
+        "load": lambda crop: oscd_test_series(L2A, crop), "codecs": ["jpeg2000", "htj2k"], "series": True,
     },
     "terramind_l1c": {
         "title": "TerraMesh examples (5 x 224^2), S2 L1C, 13 bands",
@@ -113,7 +91,7 @@ SETS: dict[str, dict[str, Any]] = {
     },
     "eolearn_series": {
         "title": "eo-learn reference scenes: 5-date L1C series (101 x 100), 13 bands",
-        "load": _eolearn, "codecs": ["jpeg2000", "hevc", "av1"], "series": True,
+        "load": lambda crop: eolearn_series(L1C, crop), "codecs": ["jpeg2000", "hevc", "av1"], "series": True,
     },
 }
 
@@ -122,7 +100,7 @@ def _folder_file(rel: str, crop: int | None) -> list[Any]:
     from terracodec.bench import load_inputs
 
     # The file has no band descriptions; MANIFEST.md documents the L1C order.
-    return load_inputs([DATA / rel], bands=L1C, crop=crop)
+    return load_inputs([SHARED_DATA / rel], bands=L1C, crop=crop)
 
 
 def _environment() -> dict[str, Any]:
@@ -413,8 +391,8 @@ def main() -> None:
     args.results_dir = args.out / "results" / "rd" if args.out else RESULTS_DIR
     args.results_dir.mkdir(parents=True, exist_ok=True)
     args.codecs = [c.strip() for c in args.codecs.split(",")] if args.codecs else None
-    if not DATA.is_dir():
-        sys.exit(f"error: {DATA} is not present")
+    if not SHARED_DATA.is_dir():
+        sys.exit(f"error: {SHARED_DATA} is not present")
     import torch
 
     if args.threads:

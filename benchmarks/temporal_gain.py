@@ -40,33 +40,19 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 OUT_DIR = ROOT / "benchmarks" / "results"
 TT_WEIGHTS = ROOT / "terracodec" / "weights" / "tec-tt-small-s2l1c"
 FP_NAME = "tec-fp-s2l1c"
-PEAK = 10000.0
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import cpu_name  # noqa: E402
+from _common import cpu_name, eolearn_series, oscd_test_series  # noqa: E402
 from terracodec.bands import S2_L1C_BANDS  # noqa: E402
+from terracodec.bench.metrics import PEAK_10K, psnr_from_mse  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- data
 def oscd_test(crop: int) -> list[tuple[str, np.ndarray]]:
-    from terracodec.bench import load_inputs
-
-    root = DATA / "oscd_s2_l1c"
-    cities = [c.strip() for c in (root / "test.txt").read_text().replace("\n", ",").split(",") if c.strip()]
-    samples = load_inputs([root / c for c in cities], bands=list(S2_L1C_BANDS), series=True, crop=crop)
-    return [(s.name, s.pixels) for s in samples]
-
-
-def eolearn_series() -> list[tuple[str, np.ndarray]]:
-    root = DATA / "eolearn_reference_scenes"
-    x = np.load(root / "REFERENCE_SCENES.npy")  # [T, H, W, C] reflectance, Sentinel Hub band order
-    stamps = json.loads((root / "timestamps.json").read_text())["REFERENCE_SCENES_index_to_timestamp"]
-    dn = np.rint(x[np.argsort(stamps)] * 10000.0).clip(0, 65535).astype(np.uint16)
-    return [("eolearn_slovenia_2015", np.ascontiguousarray(dn.transpose(0, 3, 1, 2)))]
+    return [(s.name, s.pixels) for s in oscd_test_series(S2_L1C_BANDS, crop)]
 
 
 def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -123,8 +109,7 @@ def _pool(rows: list[dict]) -> dict[str, float]:
     values = sum(r["values"] for r in rows)
     bits = sum(8 * r["bytes"] for r in rows)
     sse = sum(r["sse"] for r in rows)
-    psnr = 10 * math.log10(PEAK**2 / (sse / values)) if sse > 0 else math.inf
-    return {"bpppb": bits / values, "psnr10k": psnr, "frames": len(rows)}
+    return {"bpppb": bits / values, "psnr10k": float(psnr_from_mse(sse / values, PEAK_10K)), "frames": len(rows)}
 
 
 def _frame_row(sample: str, t: int, n_bytes: int, orig: np.ndarray, dec: np.ndarray) -> dict:
@@ -154,7 +139,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tt = ImageCodec.from_pretrained(str(args.tt)).eval()
     tt.update()
     fps = {q: load_model(FP_NAME, q, weights=args.fp_weights) for q in (1, 2, 3, 4, 5)}
-    sets = {"oscd_test": oscd_test(args.crop), "eolearn_series": eolearn_series()}
+    eolearn = [(s.name, s.pixels) for s in eolearn_series(S2_L1C_BANDS)]
+    sets = {"oscd_test": oscd_test(args.crop), "eolearn_series": eolearn}
     if args.quick:
         sets = {"oscd_test": sets["oscd_test"][:2], "eolearn_series": sets["eolearn_series"]}
 
