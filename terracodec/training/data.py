@@ -106,6 +106,19 @@ def read_scene(paths: Sequence[Path], bands: Sequence[str]) -> np.ndarray | None
     return out
 
 
+def random_flips(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`patch` (any leading axes) under one random symmetry of its square last two axes:
+    a horizontal flip, a vertical flip and a transpose, each with probability 1/2, drawn in
+    that order. Leading axes (bands, dates) all get the same one, so dates stay co-registered."""
+    if rng.random() < 0.5:
+        patch = patch[..., ::-1]
+    if rng.random() < 0.5:
+        patch = patch[..., ::-1, :]
+    if rng.random() < 0.5:
+        patch = np.swapaxes(patch, -1, -2)
+    return patch
+
+
 @dataclass
 class CropSampler:
     """Random `crop` x `crop` patches with random flips/transposes, normalised, as batches."""
@@ -133,12 +146,6 @@ class CropSampler:
         _, h, w = scene.shape
         top = int(self._rng.integers(0, h - self.crop + 1))
         left = int(self._rng.integers(0, w - self.crop + 1))
-        patch = scene[:, top : top + self.crop, left : left + self.crop]
-        if self._rng.random() < 0.5:
-            patch = patch[:, :, ::-1]
-        if self._rng.random() < 0.5:
-            patch = patch[:, ::-1, :]
-        if self._rng.random() < 0.5:
-            patch = patch.transpose(0, 2, 1)
+        patch = random_flips(scene[:, top : top + self.crop, left : left + self.crop], self._rng)
         x = torch.from_numpy(np.ascontiguousarray(patch).astype(np.float32))
         return self.normalization.normalize(x)

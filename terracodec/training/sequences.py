@@ -4,10 +4,11 @@ Why its own module: a temporal model learns what changes between dates, so every
 training sequence must show the same ground: one random crop, flip and transpose for all dates
 of a scene (`CropSampler` draws them per image). A *sequence* is the scenes (see
 `terracodec.training.data`) of one folder, in date order: OSCD ships each city as `img1_*` and
-`img2_*` in its own folder. Dates come from the rasters' `DATE` tag (as OSCD writes it), else
-from the file names. Co-registered dates of one footprint may differ by a few pixels in size
-(OSCD's `img2` was registered onto `img1` and sometimes lost a border): all frames are cut to
-their common top-left extent.
+`img2_*` in its own folder. Dates come from the rasters' date tags (`DATE`, as OSCD writes it,
+or another tag that `terracodec.io.raster.parse_timestamp` knows), else from the file names.
+Co-registered dates of one footprint may differ by a few pixels in size (OSCD's `img2` was
+registered onto `img1` and sometimes lost a border): all frames are cut to their common top-left
+extent.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ import torch
 
 from terracodec.errors import InputError
 from terracodec.normalization import Normalization
-from terracodec.training.data import discover_scenes, read_scene
+from terracodec.io.raster import parse_timestamp
+from terracodec.training.data import discover_scenes, random_flips, read_scene
 
 
 def _date_key(paths: Sequence[Path]) -> str:
-    """Sort key of one scene: its `DATE` tag when the files carry one, else its file name."""
+    """Sort key of one scene: its acquisition date when the files' tags carry one (as the
+    container reads it, `parse_timestamp`), else its file name."""
     for path in paths:
         try:
             with rasterio.open(path) as ds:
-                date = ds.tags().get("DATE")
+                date = parse_timestamp(ds.tags())
         except rasterio.RasterioIOError:
             date = None
         if date:
-            return str(date)
+            return date
     return paths[0].name
 
 
@@ -124,11 +127,6 @@ class SequenceSampler:
         patch = seq[first : first + self.frames, :, top : top + self.crop, left : left + self.crop]
         if self.reverse and rng.random() < 0.5:
             patch = patch[::-1]
-        if rng.random() < 0.5:
-            patch = patch[:, :, :, ::-1]
-        if rng.random() < 0.5:
-            patch = patch[:, :, ::-1, :]
-        if rng.random() < 0.5:
-            patch = patch.transpose(0, 1, 3, 2)
+        patch = random_flips(patch, rng)
         x = torch.from_numpy(np.ascontiguousarray(patch).astype(np.float32))
         return torch.stack([self.normalization.normalize(frame) for frame in x])
