@@ -98,11 +98,11 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
 
     bands = parse_bands(bands_text)
     lambdas = parse_lambdas(lambda_text)
+    if len(lambdas) > 1 and arch != "tec-fp":
+        raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
     out = Path(out_dir)
     temporal = arch == "tec-tt"
     if temporal:
-        if len(lambdas) > 1:
-            raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
         scenes = load_sequences(inputs, bands, min_frames=max(2, frames))
     else:
         scenes = load_scenes(inputs, bands)
@@ -113,14 +113,9 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         model = ImageCodec.from_pretrained(str(out / "model"))
         norm = Normalization.from_config(model.config["normalization"])
     else:
-        config = {"arch": arch, "bands": len(bands), "N": n, "M": m,
-                  "band_names": list(bands), "normalization": norm.to_config()}
-        if temporal:
-            config = dict(tt_config(n, m, tt_text), bands=len(bands), band_names=list(bands),
-                          normalization=norm.to_config())
+        sizes = tt_config(n, m, tt_text) if temporal else {"arch": arch, "N": n, "M": m}
+        config = dict(sizes, bands=len(bands), band_names=list(bands), normalization=norm.to_config())
         if len(lambdas) > 1:
-            if arch != "tec-fp":
-                raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
             config["lambdas"] = lambdas
         else:
             config["lambda"] = lambdas[0]
