@@ -22,8 +22,8 @@ series sets); `--full` adds the untrained test model and every classical codec o
 By default each scene is cropped to its central 256 x 256 pixels and the smaller sets run a
 subset of the codecs, so that the whole run stays near 10-15 minutes on 2 CPU cores; `--full`
 lifts both limits. BD-rates are against JPEG2000 (OpenJPEG) on PSNR-10k. The run ends with the
-CPU speed section of issue 3 (`scene_speed.py`: `tec-fp-s2l2a` against OpenJPEG at matched
-PSNR on a 1024 x 1024 x 12 scene, in the same run; `--no-speed` skips it). The last printed line
+CPU speed section of issue 3 (`scene_speed.py`: `tec-fp-s2l2a` and `tec-elic-s2l2a` against
+OpenJPEG at matched PSNR on a 1024 x 1024 x 12 scene, in the same run; `--no-speed` skips it). The last printed line
 is `summary: bd_rate_elic=<x> bd_rate_fp=<x>`: BD-rate (%) against JPEG2000 on OSCD, PSNR-10k,
 of the trained 12-band TEC-FP (`tec-fp-s2l2a`, all its qualities) on `oscd12` (else the first
 trained TEC-FP on `oscd12` / `oscd13`) and of a trained TEC-ELIC likewise; `nan` while no such
@@ -53,6 +53,8 @@ ALL = "all"
 STILL = ["jpeg2000", "htj2k", "jpegxl", "avif"]
 #: the model and set behind `bd_rate_fp` (issue 3: the trained 12-band TEC-FP on OSCD)
 FP_MODEL, FP_SET = "tec-fp-s2l2a", "oscd12"
+#: the 12-band models timed on the 1024 x 1024 x 12 scene (those trained and present)
+SPEED_MODELS = (FP_MODEL, "tec-elic-s2l2a")
 
 sys.path.insert(0, str(ROOT))
 from _common import SHARED_DATA, cpu_name, eolearn_series, oscd_test_series  # noqa: E402  (this folder is on sys.path)
@@ -185,7 +187,7 @@ def _fmt(v: float) -> str:
 
 
 def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args: argparse.Namespace,
-                   seconds: float, summ: dict[str, Any], speed: dict[str, Any] | None) -> None:
+                   seconds: float, summ: dict[str, Any], speed: list[dict[str, Any]]) -> None:
     from terracodec.bench.measure import METHOD
     from terracodec.bench.registry import CLASSICAL, unavailable_codecs
     from terracodec.bench.report import markdown_bd, markdown_points
@@ -214,17 +216,18 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
         " is registered).",
         "",
     ]
-    if speed:
-        lines += [f"**CPU speed** ({speed['scene'][1]} x {speed['scene'][2]} x {speed['scene'][0]} scene,"
-                  f" {speed['threads']} threads, at matched PSNR-10k): `{speed['model']}` encodes at"
-                  f" {speed['enc_ratio']:.2f}x and decodes at {speed['dec_ratio']:.2f}x OpenJPEG's speed"
+    for sp in speed:
+        lines += [f"**CPU speed** ({sp['scene'][1]} x {sp['scene'][2]} x {sp['scene'][0]} scene,"
+                  f" {sp['threads']} threads, at matched PSNR-10k): `{sp['model']}` encodes at"
+                  f" {sp['enc_ratio']:.2f}x and decodes at {sp['dec_ratio']:.2f}x OpenJPEG's speed"
                   " (geometric mean over its qualities; details below).", ""]
     lines += _method_section(METHOD, args)
     lines += _codec_section(results, CLASSICAL, unavailable_codecs())
     if speed:
         import scene_speed
 
-        lines += scene_speed.markdown(speed)
+        for sp in speed:
+            lines += scene_speed.markdown(sp)
     for key, res in results.items():
         lines += [
             f"## {key}: {res['title']}",
@@ -352,25 +355,30 @@ def _codec_section(results: dict[str, dict[str, Any]], classical: dict[str, Any]
     return lines
 
 
-def run_speed(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Issue 3's CPU speed comparison (scene_speed.py), written beside the RD results."""
+def run_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Issue 3's CPU speed comparison (scene_speed.py) for each of `SPEED_MODELS` that is
+    trained and here, written beside the RD results (`scene_speed[_<model>].json/.md`)."""
     import scene_speed
     from terracodec.bench.report import jsonable
 
-    if FP_MODEL not in default_models(series=False):
-        print(f"speed: skipped, {FP_MODEL} is not a trained model with weights here", flush=True)
-        return None
-    start = time.perf_counter()
-    res = scene_speed.run(FP_MODEL, threads=args.threads or 1, repeats=args.speed_repeats,
-                          log=lambda line: print(f"speed: {line}", flush=True))
-    out = args.results_dir.parent
-    (out / "scene_speed.json").write_text(json.dumps(jsonable(res), indent=1) + "\n")
-    cmd = f"python benchmarks/scene_speed.py --model {FP_MODEL} --threads {res['threads']} --repeats {res['repeats']}"
-    (out / "scene_speed.md").write_text("\n".join([f"Regenerate: `{cmd}` (or run rd_benchmark.py)", ""]
+    ready = default_models(series=False)
+    out, done = args.results_dir.parent, []
+    for name in SPEED_MODELS:
+        if name not in ready:
+            print(f"speed: skipped {name}, not a trained model with weights here", flush=True)
+            continue
+        start = time.perf_counter()
+        res = scene_speed.run(name, threads=args.threads or 1, repeats=args.speed_repeats,
+                              log=lambda line: print(f"speed: {line}", flush=True))
+        stem = "scene_speed" if name == FP_MODEL else f"scene_speed_{name}"
+        (out / f"{stem}.json").write_text(json.dumps(jsonable(res), indent=1) + "\n")
+        cmd = f"python benchmarks/scene_speed.py --model {name} --threads {res['threads']} --repeats {res['repeats']}"
+        (out / f"{stem}.md").write_text("\n".join([f"Regenerate: `{cmd}` (or run rd_benchmark.py)", ""]
                                                   + scene_speed.markdown(res, "#")))
-    print(f"speed: {time.perf_counter() - start:.0f} s; encode {res['enc_ratio']:.2f}x, decode "
-          f"{res['dec_ratio']:.2f}x OpenJPEG", flush=True)
-    return res
+        print(f"speed: {name} {time.perf_counter() - start:.0f} s; encode {res['enc_ratio']:.2f}x, decode "
+              f"{res['dec_ratio']:.2f}x OpenJPEG", flush=True)
+        done.append(res)
+    return done
 
 
 def main() -> None:
@@ -404,7 +412,7 @@ def main() -> None:
         if key not in SETS:
             sys.exit(f"error: unknown set {key} (known: {', '.join(SETS)})")
         results[key] = run_set(key, SETS[key], args)
-    speed = None if args.no_speed else run_speed(args)
+    speed = [] if args.no_speed else run_speed(args)
     seconds = time.perf_counter() - start
     summ = summary(results)
     write_markdown(results, env, args, seconds, summ, speed)

@@ -1,4 +1,4 @@
-"""CPU speed of the 12-band TEC-FP against OpenJPEG at matched PSNR, on a 1024 x 1024 x 12 scene.
+"""CPU speed of a 12-band learned codec (TEC-FP or TEC-ELIC) against OpenJPEG at matched PSNR, on a 1024 x 1024 x 12 scene.
 
     .venv/bin/python benchmarks/scene_speed.py [--model tec-fp-s2l2a] [--threads 2] [--repeats 2]
 

@@ -42,6 +42,17 @@ def _quality(text: str | None) -> Any:
     return text
 
 
+#: `--baseline-offset` words -> `api.encode(baseline_offset=...)`.
+_BASELINE_OFFSET = {"auto": "auto", "yes": True, "no": False}
+
+
+def _baseline_offset(text: str) -> str | bool:
+    try:
+        return _BASELINE_OFFSET[text.strip().lower()]
+    except KeyError:
+        raise InputError(f"--baseline-offset must be auto, yes or no, got {text!r}") from None
+
+
 def _jsonable(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as strings."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -67,19 +78,34 @@ def main() -> None:
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
 @click.option("--tile-size", default=api.DEFAULT_TILE_SIZE, show_default=True, help="Tile side in pixels.")
 @click.option("--device", default=None, help="Torch device for the model (cpu, cuda, ...); default cpu.")
+@click.option("--baseline-offset", "baseline_offset", default="auto", show_default=True,
+              metavar="[auto|yes|no]",
+              help="Do the inputs carry Sentinel-2's +1000 DN offset (processing baseline 04.00+, "
+                   "2022 on)? auto: detect per frame (tags, B10 pixels, date); yes/no: force it. "
+                   "The model's normalisation is shifted to match; decoded DN are unchanged.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str, model: str, quality: str | None,
-           weights: str | None, tile_size: int, device: str | None, quiet: bool) -> None:
+           weights: str | None, tile_size: int, device: str | None, baseline_offset: str,
+           quiet: bool) -> None:
     """Encode INPUTS (one multi-band GeoTIFF, or several frames on one grid, in time order)."""
+    offset_mode = _baseline_offset(baseline_offset)
     with progress_bar("encoding", not quiet) as progress:
         result = api.encode(list(inputs), output, model=model, quality=_quality(quality),
-                            weights=weights, tile_size=tile_size, device=device, progress=progress)
+                            weights=weights, tile_size=tile_size, device=device, progress=progress,
+                            baseline_offset=offset_mode)
     if not quiet:
         click.echo(
             f"wrote {output}: {result['frames']} frame(s) of {result['width']}x{result['height']}"
             f"x{result['bands']} {result['dtype']}, {result['bytes']} bytes, "
             f"{result['bpppb']:.4f} bpppb ({result['model']}, quality {result['quality']})"
         )
+        shifted = [f for f in result["frame_info"] if f["dn_offset"]]
+        if shifted:
+            click.echo(
+                f"baseline offset: normalisation ({result['normalization']}) shifted in "
+                f"{len(shifted)} of {result['frames']} frame(s): "
+                + ", ".join(f"{f['name']} {f['dn_offset']:+g} DN" for f in shifted)
+            )
 
 
 @main.command()
@@ -120,6 +146,7 @@ def info(source: str, as_json: bool) -> None:
         f"frames         {d['frames']}",
         f"size           {d['width']} x {d['height']} pixels, {d['bands']} bands, {d['dtype']}",
         f"model          {d['model']} (quality {d['quality']}, {d['kind']}, weights {d['weights_hash'][:12]})",
+        f"normalisation  {d['normalization'] or 'custom'}",
         f"bytes          {d['bytes']}",
         f"rate           {d['bpppb']:.4f} bits per pixel per band",
         f"crs            {crs}",
@@ -128,9 +155,10 @@ def info(source: str, as_json: bool) -> None:
         "per frame:",
     ]
     for f in d["frame_info"]:
+        shift = f"  normalisation means {f['dn_offset']:+g} DN" if f["dn_offset"] else ""
         lines.append(
             f"  {f['index']:>3}  {f['name']}  {f['timestamp'] or '-'}  {f['bytes']} bytes  "
-            f"{f['bpppb']:.4f} bpppb"
+            f"{f['bpppb']:.4f} bpppb{shift}"
         )
     click.echo("\n".join(lines))
 

@@ -38,19 +38,23 @@ TT_SMALL = {"arch": "tec-tt", "residual_blocks": 1, "d_model": 96, "num_heads": 
             "mlp_expansion": 4, "layers": [2, 2, 2]}
 
 
-def tt_config(channels: int, latent: int, text: str | None) -> dict:
-    """The small TT config with `--channels`/`--latent` and the `--tt-config` JSON overrides."""
+def model_sizes(arch: str, channels: int, latent: int, text: str | None) -> dict:
+    """The architecture's sizes from `--channels`/`--latent`, then the `--arch-config` JSON
+    overrides (tec-tt starts from the small TT config)."""
     import json
 
-    config = dict(TT_SMALL, latent_channels=latent, transform_channels=[channels] * 3 + [latent])
+    if arch == "tec-tt":
+        config = dict(TT_SMALL, latent_channels=latent, transform_channels=[channels] * 3 + [latent])
+    else:
+        config = {"arch": arch, "N": channels, "M": latent}
     if text:
         try:
             extra = json.loads(text)
         except json.JSONDecodeError:
             extra = None
         if not isinstance(extra, dict):
-            raise InputError(f"--tt-config takes a JSON object; got {text!r}")
-        config.update(extra)
+            raise InputError(f"--arch-config takes a JSON object; got {text!r}")
+        config.update(extra, arch=arch)
     return config
 
 
@@ -69,8 +73,9 @@ def tt_config(channels: int, latent: int, text: str | None) -> dict:
               help="Warm-start from these weights (.safetensors of the same architecture; bands matched by name).")
 @click.option("--frames", type=int, default=2, show_default=True,
               help="tec-tt: dates per training sequence (same crop on every date).")
-@click.option("--tt-config", "tt_text", default=None,
-              help="tec-tt: JSON object overriding the small TT config, e.g. '{\"d_model\": 128}'.")
+@click.option("--arch-config", "--tt-config", "arch_text", default=None,
+              help="JSON object of further architecture sizes, e.g. tec-tt '{\"d_model\": 128}' or "
+                   "tec-elic '{\"aggregation_width\": 128}' (--tt-config is an older name).")
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=128, show_default=True)
@@ -81,7 +86,7 @@ def tt_config(channels: int, latent: int, text: str | None) -> dict:
 @click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
               help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, tt_text, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
+def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -98,8 +103,8 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
 
     bands = parse_bands(bands_text)
     lambdas = parse_lambdas(lambda_text)
-    if len(lambdas) > 1 and arch != "tec-fp":
-        raise InputError("variable-rate training (a --lambda list) is implemented for tec-fp only")
+    if len(lambdas) > 1 and arch == "tec-tt":
+        raise InputError("variable-rate training (a --lambda list) is for the image codecs (tec-fp, tec-elic)")
     out = Path(out_dir)
     temporal = arch == "tec-tt"
     if temporal:
@@ -113,7 +118,7 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         model = ImageCodec.from_pretrained(str(out / "model"))
         norm = Normalization.from_config(model.config["normalization"])
     else:
-        sizes = tt_config(n, m, tt_text) if temporal else {"arch": arch, "N": n, "M": m}
+        sizes = model_sizes(arch, n, m, arch_text)
         config = dict(sizes, bands=len(bands), band_names=list(bands), normalization=norm.to_config())
         if len(lambdas) > 1:
             config["lambdas"] = lambdas

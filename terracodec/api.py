@@ -147,6 +147,40 @@ def _normalizer(cfg: dict) -> Any:
     return Normalization.from_config(cfg)
 
 
+def _frame_normalizers(header: StreamHeader) -> list[Any]:
+    """Each frame's normalisation: the header's, means shifted by the frame's `dn_offset`."""
+    base = _normalizer(header.normalization)
+    return [base.shifted(f.dn_offset) for f in header.frames]
+
+
+def _check_baseline_offset(value: Any) -> str | bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if value == "auto":
+        return "auto"
+    raise InputError(f"baseline_offset must be 'auto', True or False, got {value!r}")
+
+
+def _frame_offsets(stack: Any, frames: list[FrameInfo], norm_name: str, mode: str | bool) -> list[float]:
+    """Per frame, the DN shift of the model's normalisation for the Sentinel-2 baseline offset.
+
+    `mode` True / False says every frame has / lacks the +1000 DN offset; "auto" asks
+    `terracodec.io.baseline` frame by frame (tags, then B10 pixels, then the date), so a series
+    that straddles January 2022 gets one shift per frame. No detection for normalisations that
+    no answer would shift (identity, custom, S1).
+    """
+    from terracodec.io.baseline import has_baseline_offset
+    from terracodec.normalization import baseline_shift
+
+    if baseline_shift(norm_name, True) == 0 and baseline_shift(norm_name, False) == 0:
+        return [0.0] * len(frames)
+    shifts = []
+    for i in range(len(frames)):
+        has = mode if isinstance(mode, bool) else has_baseline_offset(stack, i)
+        shifts.append(baseline_shift(norm_name, has))
+    return shifts
+
+
 # ----------------------------------------------------------------------------- encode
 
 
@@ -167,21 +201,30 @@ def encode(
     timestamps: list[str | None] | None = None,
     device: str | None = None,
     progress: Progress | None = None,
+    baseline_offset: str | bool = "auto",
 ) -> bytes | dict:
     """Encode GeoTIFFs (one multi-band image, or frames on one grid) or an array.
 
     `inputs`: path(s), or an array [C, H, W] / [T, C, H, W] (then `band_names`, `crs`,
     `transform`, `nodata`, `frame_names` describe it). Writes `output` and returns `info()` of
     it, or returns the stream's bytes when `output` is None.
+
+    `baseline_offset`: whether the frames carry Sentinel-2's +1000 DN offset (processing
+    baseline 04.00+, 2022 on). "auto" detects it per frame (tags, B10 pixels when a band is
+    named B10, the date); True / False force it for every frame. Where the model was trained on
+    the other kind of data, the frame's normalisation is shifted by 1000 DN and the shift is
+    recorded in the stream (`dn_offset`), so decoding still gives the input's DN.
     """
+    mode = _check_baseline_offset(baseline_offset)
     with _gdal_env():
         return _encode(inputs, output, model, quality, weights, tile_size, valid_range, band_names,
-                       crs, transform, nodata, frame_names, timestamps, device, progress)
+                       crs, transform, nodata, frame_names, timestamps, device, progress, mode)
 
 
 def _encode(inputs: Any, output: Any, model: Any, quality: Any, weights: Any, tile_size: int,
             valid_range: Any, band_names: Any, crs: Any, transform: Any, nodata: Any,
-            frame_names: Any, timestamps: Any, device: Any, progress: Progress | None) -> bytes | dict:
+            frame_names: Any, timestamps: Any, device: Any, progress: Progress | None,
+            baseline_offset: str | bool) -> bytes | dict:
     if isinstance(inputs, np.ndarray):
         stack: Any = ArrayStack(inputs, band_names=band_names, crs=crs, transform=transform,
                                 nodata=nodata, frame_names=frame_names)
@@ -190,7 +233,8 @@ def _encode(inputs: Any, output: Any, model: Any, quality: Any, weights: Any, ti
         stack = read_stack(paths)
     with stack:
         codec, name, quality = _resolve_model(model, quality, weights, device)
-        header = _encode_header(stack, codec, name, quality, tile_size, valid_range, timestamps)
+        header = _encode_header(stack, codec, name, quality, tile_size, valid_range, timestamps,
+                                baseline_offset)
         if output is None:
             buffer = io.BytesIO()
             _encode_into(buffer, stack, header, codec, progress)
@@ -208,6 +252,7 @@ def _encode(inputs: Any, output: Any, model: Any, quality: Any, weights: Any, ti
 def _encode_header(
     stack: Any, codec: Any, name: str, quality: Any, tile_size: int,
     valid_range: tuple[float, float] | None, timestamps: list[str | None] | None,
+    baseline_offset: str | bool,
 ) -> StreamHeader:
     grid: Grid = stack.grid
     model_bands = _model_band_names(codec)
@@ -219,7 +264,11 @@ def _encode_header(
         if len(timestamps) != len(frames):
             raise InputError(f"{len(timestamps)} timestamps for {len(frames)} frames")
         for f, t in zip(frames, timestamps):
-            f.meta.timestamp = t
+            f.meta.timestamp = t  # the stack's own FrameMeta: detection below sees this date
+    normalization = _normalization_config(codec)
+    shifts = _frame_offsets(stack, frames, str(normalization.get("name", "")), baseline_offset)
+    for f, shift in zip(frames, shifts):
+        f.dn_offset = shift
     multiple = int(codec.multiple)
     if tile_size < 1:
         raise InputError(f"tile size must be positive, got {tile_size}")
@@ -231,7 +280,7 @@ def _encode_header(
             kind=str(getattr(codec, "kind", None) or "image"), bands=int(codec.bands),
             band_names=model_bands, multiple=multiple,
         ),
-        normalization=_normalization_config(codec),
+        normalization=normalization,
         grid=grid,
         valid_range=tuple(valid_range) if valid_range else default_valid_range(grid.dtype),
         tile_size=tile_size,
@@ -243,8 +292,9 @@ def _encode_header(
 def _encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress: Progress | None) -> None:
     g = header.grid
     tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
-    norm = _normalizer(header.normalization)
-    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles))
+    norms = _frame_normalizers(header)
+    shifted = any(frame.dn_offset for frame in header.frames)  # readers must apply it: major 2
+    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles), major=2 if shifted else 1)
     total, done = header.frame_count * len(tiles), 0
     rows: dict[int, list[Tile]] = {}
     for t in tiles:
@@ -266,7 +316,8 @@ def _encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress:
         strip = stack.read(fi, r0, 0, h, g.width)[frame.band_order]  # model band order
         for t in row_tiles:
             pixels = np.ascontiguousarray(strip[:, :, t.col_off : t.col_off + t.width])
-            record = encode_tile(pixels, t, sequences.get(t.index, codec), norm, nodata, header.valid_range)
+            record = encode_tile(pixels, t, sequences.get(t.index, codec), norms[fi], nodata,
+                                 header.valid_range)
             writer.write_tile(fi, t.index, record)
             done += 1
             if progress:
@@ -368,14 +419,14 @@ def _decode_tiles(
     col_off, row_off, width, height = window
     tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
     needed = tiles_in_window(tiles, row_off, col_off, height, width)
-    norm = _normalizer(header.normalization)
+    norms = _frame_normalizers(header)
     dtype = np.dtype(g.dtype)
     total, done = len(frames) * len(needed), 0
 
     def emit(k: int, fi: int, t: Tile, model: Any) -> None:
         nonlocal done
         record = reader.read_tile(fi, t.index)
-        model_order = decode_tile(record, t, model, norm, dtype, header.valid_range)
+        model_order = decode_tile(record, t, model, norms[fi], dtype, header.valid_range)
         pixels = np.empty_like(model_order)
         pixels[header.frames[fi].band_order] = model_order  # back to the file's band order
         r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
@@ -612,6 +663,8 @@ def info(source: str | os.PathLike | bytes) -> dict:
             "dtype": g.dtype,
             "model": header.codec.name,
             "quality": header.codec.quality,
+            "normalization": (header.normalization.get("name")
+                              if isinstance(header.normalization, dict) else None),
             "kind": header.codec.kind,
             "weights_hash": header.codec.weights_hash,
             "band_names": header.codec.band_names,
@@ -630,6 +683,7 @@ def info(source: str | os.PathLike | bytes) -> dict:
                     "name": f.meta.name,
                     "timestamp": f.meta.timestamp,
                     "nodata": f.meta.nodata,
+                    "dn_offset": f.dn_offset,
                     "band_descriptions": f.meta.descriptions,
                     "bytes": frame_bytes[i],
                     "bpppb": 8.0 * frame_bytes[i] / pixels,

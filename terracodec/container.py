@@ -21,6 +21,10 @@ from terracodec.errors import CorruptStreamError
 MAGIC = b"\x89TEC\r\n\x1a\n"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
+#: Majors this reader knows. 2 = 1.0 plus per-frame `dn_offset` that a reader must apply; a
+#: writer uses it only for files with a nonzero `dn_offset`, so a 1.x reader refuses exactly
+#: those files instead of decoding them 1000 DN off (docs/FORMAT.md, Versioning).
+READ_MAJORS = (1, 2)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
@@ -71,14 +75,17 @@ class ContainerWriter:
     right after the header and filled in by `close()`.
     """
 
-    def __init__(self, fileobj: BinaryIO, header: dict, frames: int, tiles: int) -> None:
+    def __init__(self, fileobj: BinaryIO, header: dict, frames: int, tiles: int,
+                 major: int = FORMAT_MAJOR) -> None:
+        if major not in READ_MAJORS:
+            raise ValueError(f"cannot write .tec format major {major}")
         self._f = fileobj
         self._frames, self._tiles = frames, tiles
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
         if len(header_bytes) > MAX_HEADER_BYTES:
             raise ValueError("header too large")
         count = frames * tiles
-        head = struct.pack("<8sHHII", MAGIC, FORMAT_MAJOR, FORMAT_MINOR, len(header_bytes), count)
+        head = struct.pack("<8sHHII", MAGIC, major, FORMAT_MINOR, len(header_bytes), count)
         self._start = fileobj.tell()
         fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
         self._index_pos = fileobj.tell()
@@ -155,10 +162,10 @@ class ContainerReader:
             raise CorruptStreamError("not a .tec file (bad magic number)")
         pre = self._read_exact(0, _PREAMBLE.size, "preamble")
         _, major, minor, header_len, count, header_crc = _PREAMBLE.unpack(pre)
-        if major != FORMAT_MAJOR:
+        if major not in READ_MAJORS:
             raise CorruptStreamError(
                 f"unsupported .tec format version {major}.{minor} "
-                f"(this terracodec reads {FORMAT_MAJOR}.x)"
+                f"(this terracodec reads {', '.join(f'{m}.x' for m in READ_MAJORS)})"
             )
         self.version = (major, minor)
         if header_len > MAX_HEADER_BYTES:

@@ -35,6 +35,9 @@ class FrameInfo:
 
     meta: FrameMeta
     band_order: list[int]  # band_order[k] = index (in the file) of the model's band k
+    #: DN added to the header normalisation's means for this frame (Sentinel-2 baseline offset:
+    #: +1000 / -1000, see terracodec/io/baseline.py); 0 in streams written before the field.
+    dn_offset: float = 0.0
 
 
 @dataclass
@@ -63,7 +66,8 @@ class StreamHeader:
             "tiling": {"tile_size": self.tile_size, "padding": "edge"},
             "patch": "zlib",
             "frames": [
-                dict(asdict(f.meta), nodata=_num_out(f.meta.nodata), band_order=f.band_order)
+                dict(asdict(f.meta), nodata=_num_out(f.meta.nodata), band_order=f.band_order,
+                     dn_offset=f.dn_offset)
                 for f in self.frames
             ],
             "writer": self.writer,
@@ -80,8 +84,9 @@ class StreamHeader:
             for f in d["frames"]:
                 f = dict(f)
                 order = [int(i) for i in f.pop("band_order")]
+                dn_offset = float(f.pop("dn_offset", 0.0))
                 f["nodata"] = _num_in(f.get("nodata"))
-                frames.append(FrameInfo(FrameMeta(**_known(FrameMeta, f)), order))
+                frames.append(FrameInfo(FrameMeta(**_known(FrameMeta, f)), order, dn_offset))
             header = cls(
                 codec=codec,
                 normalization=d["normalization"],
@@ -112,6 +117,8 @@ class StreamHeader:
         for f in self.frames:
             if sorted(f.band_order) != list(range(g.count)):
                 bad = "band order"
+            if not math.isfinite(f.dn_offset):
+                bad = "dn offset"
         if bad:
             raise CorruptStreamError(f"corrupt .tec file: malformed header ({bad})")
 

@@ -49,6 +49,26 @@ S2_L2A_STD = (
 BASELINE_OFFSET = 1000.0
 
 
+#: Normalisation names whose means include the offset (SSL4EO-S12 v1.1 as published).
+WITH_OFFSET_NAMES = ("ssl4eo-s12-l1c", "ssl4eo-s12-l2a")
+#: Suffix `without_baseline_offset` gives a name: statistics of data without the offset.
+NO_OFFSET_SUFFIX = "-no-offset"
+
+
+def baseline_shift(name: str, has_offset: bool | None) -> float:
+    """DN to add to the means of normalisation `name` for a frame with / without the offset.
+
+    A model trained without the offset (`...-no-offset`) codes a frame that has it with means
+    +1000; a model whose statistics include it (plain SSL4EO-S12) codes a frame without it with
+    means -1000. Anything else (identity, custom, S1, unknown `has_offset`) is left alone: 0.
+    """
+    if has_offset is True and name.endswith(NO_OFFSET_SUFFIX):
+        return BASELINE_OFFSET
+    if has_offset is False and name in WITH_OFFSET_NAMES:
+        return -BASELINE_OFFSET
+    return 0.0
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Per-band `x = (dn - mean) / std` and its inverse.
@@ -85,7 +105,20 @@ class Normalization:
         every band, and cirrus B10 (std 46 DN) 22 standard deviations low.
         """
         return Normalization(
-            tuple(m - BASELINE_OFFSET for m in self.mean), self.std, f"{self.name}-no-offset"
+            tuple(m - BASELINE_OFFSET for m in self.mean), self.std, f"{self.name}{NO_OFFSET_SUFFIX}"
+        )
+
+    def shifted(self, offset: float) -> "Normalization":
+        """The same statistics for data whose DN are `offset` higher (means + offset).
+
+        How a frame with (or without) the baseline offset is coded by a model trained on data
+        without (or with) it: the frame lands where the model expects, and decoding with the same
+        shifted statistics gives back the frame's own DN.
+        """
+        if offset == 0:
+            return self
+        return Normalization(
+            tuple(m + offset for m in self.mean), self.std, f"{self.name}{offset:+g}dn"
         )
 
     @classmethod

@@ -140,7 +140,7 @@ def test_cli_tt_refuses_single_dates_bad_crops_and_lambda_lists(two_dates, tmp_p
     assert bad_crop.exit_code == 1 and "multiple of 64" in bad_crop.output
     assert len(bad_crop.output.strip().splitlines()) == 1
     vbr = _tec(base + ["--lambda", "10,30"])
-    assert vbr.exit_code == 1 and "tec-fp only" in vbr.output
+    assert vbr.exit_code == 1 and "image codecs" in vbr.output
     bad_json = _tec(base + ["--lambda", "10", "--tt-config", "[1]"])
     assert bad_json.exit_code == 1 and "JSON object" in bad_json.output
     (scene / "a_later.tif").unlink()

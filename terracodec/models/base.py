@@ -99,8 +99,9 @@ class ImageCodec(nn.Module):
     def update(self, force: bool = False) -> bool:
         """Build the entropy models' integer tables (after training or loading weights).
 
-        Gaussian conditionals get CompressAI's default scale table (64 log-spaced scales from
-        0.11 to 256), as TerraCodec v1 did. True when any table was (re)built.
+        Gaussian conditionals keep their scale table (a loaded model's), or get CompressAI's
+        default (64 log-spaced scales from 0.11 to 256), as TerraCodec v1 did. True when any
+        table was (re)built.
         """
         from terracodec.entropy.bottleneck import EntropyBottleneck
         from terracodec.entropy.gaussian import GaussianConditional, default_scale_table
@@ -114,14 +115,15 @@ class ImageCodec(nn.Module):
                 if module.has_tables() and not force:
                     continue
                 # Identically configured conditionals get identical tables: build once, copy.
-                key = (module.tail_mass,) + tuple(
+                key = (module.tail_mass, tuple(module.scale_table.tolist())) + tuple(
                     tuple(b.flatten().tolist()) for n, b in module.named_buffers()
                     if n not in module._resizable_buffers
                 )
                 if key in built:
                     module.load_state_dict(built[key].state_dict())
                 else:
-                    module.update_scale_table(default_scale_table(), force=True)
+                    own = module.scale_table.tolist()  # a loaded model's, else the default
+                    module.update_scale_table(own or default_scale_table(), force=True)
                     built[key] = module
                 updated = True
         return updated

@@ -28,6 +28,7 @@ from terracodec.latent_codecs.hyperprior import HyperpriorLatentCodec
 from terracodec.layers.blocks import AttentionBlock, ResidualBottleneckBlock
 from terracodec.layers.conv import CheckerboardMaskedConv2d, conv, conv1x1, deconv
 from terracodec.models.base import ImageCodec, register_architecture
+from terracodec.models.variable_rate import VariableRateMixin
 
 
 def _rbs(n: int) -> list[nn.Module]:
@@ -39,9 +40,10 @@ def default_groups(m: int) -> list[int]:
 
 
 @register_architecture("tec-elic")
-class ElicCodec(ImageCodec):
+class ElicCodec(VariableRateMixin, ImageCodec):
     """TEC-ELIC. Config: `bands`, `N`, `M`, optional `groups`, `context_widths`
-    (channel-context hidden widths, default [224, 128]) and `aggregation_width` (512)."""
+    (channel-context hidden widths, default [224, 128]), `aggregation_width` (512), and optional
+    `lambdas` / `quality` for variable rate (`terracodec.models.variable_rate`)."""
 
     multiple = 64
 
@@ -108,16 +110,19 @@ class ElicCodec(ImageCodec):
             hyper=HyperLatentCodec(EntropyBottleneck(n), h_a, h_s),
         )
         self.num_streams = self.latent_codec.num_streams
+        self.init_gains(config, m)
 
-    def forward(self, x: Tensor) -> dict[str, Any]:
-        out = self.latent_codec(self.g_a(x))
-        return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"]}
+    def forward(self, x: Tensor, quality_index: int | None = None) -> dict[str, Any]:
+        """Training pass; `quality_index` (0-based) picks the gains of a variable-rate model."""
+        out = self.latent_codec(self.gain_latent(self.g_a(x), quality_index))
+        return {"x_hat": self.g_s(self.ungain_latent(out["y_hat"], quality_index)),
+                "likelihoods": out["likelihoods"]}
 
     def analysis(self, x: Tensor) -> Tensor:
-        return self.g_a(x)
+        return self.gain_latent(self.g_a(x))
 
     def synthesis(self, y_hat: Tensor) -> Tensor:
-        return self.g_s(y_hat)
+        return self.g_s(self.ungain_latent(y_hat))
 
     def compress_latents(self, y: Tensor) -> tuple[list[list[bytes]], dict[str, Tensor]]:
         out = self.latent_codec.compress(y)
