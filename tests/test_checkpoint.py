@@ -12,6 +12,7 @@ import torch
 from terracodec.errors import ModelError
 from terracodec.models.base import ImageCodec
 from terracodec.models.checkpoint import (
+    derived_keys,
     from_pretrained,
     infer_v1_config,
     load_v1_checkpoint,
@@ -43,6 +44,25 @@ def test_save_and_load_pretrained(tmp_path: Path, arch: str) -> None:
     x = tile(13, 64, 64)
     assert loaded.encode_tile(x) == model.encode_tile(x)
     assert ImageCodec.from_pretrained(str(tmp_path / "unit")).weights_hash() == model.weights_hash()
+
+
+def test_files_omit_what_loading_rebuilds_and_old_files_still_load(tmp_path: Path) -> None:
+    """TEC-ELIC's Gaussian tables and checkerboard masks are left out of the file and rebuilt
+    exactly on loading (same hash, same bytes); a file that carries them loads as before."""
+    from safetensors.torch import load_file, save_file
+
+    model = make("tec-elic", 12)
+    skipped = derived_keys(model)
+    assert any(k.endswith("_quantized_cdf") for k in skipped) and any(k.endswith(".mask") for k in skipped)
+    weights, _ = save_pretrained(model, tmp_path / "m")
+    assert not skipped & set(load_file(str(weights)))
+    loaded = from_pretrained(tmp_path / "m")
+    assert loaded.weights_hash() == model.weights_hash()
+    x = tile(12, 64, 64)
+    assert loaded.encode_tile(x) == model.encode_tile(x)
+    full = {k: v.contiguous() for k, v in model.state_dict().items()}  # the older, complete layout
+    save_file(full, str(weights))
+    assert from_pretrained(tmp_path / "m").weights_hash() == model.weights_hash()
 
 
 def test_from_pretrained_errors(tmp_path: Path) -> None:
