@@ -52,6 +52,17 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": True,
         "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10), 5 qualities",
     },
+    # Trained here on the OSCD train cities (docs/MODELS.md): the hyperprior + channel-group +
+    # checkerboard codec, variable rate like the TEC-FP models, lambda 10 ... 1000.
+    "tec-elic-s2l2a": {
+        "kind": "image",
+        "config": {"arch": "tec-elic", "bands": 12, "N": 64, "M": 192,
+                   "context_widths": [64, 48], "aggregation_width": 128},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: "tec-elic-s2l2a" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-ELIC (N=64, M=192), 12 bands in L2A order (also L1C without B10), 5 qualities",
+    },
     # TerraCodec v1 TEC-TT (temporal): the published checkpoints cannot be downloaded here, so
     # these take `--weights PATH` (a v1 `.pt`); qualities are the published lambdas.
     "tec-tt": {
