@@ -27,7 +27,7 @@ from rasterio.windows import transform as window_transform
 
 import terracodec
 from terracodec.bands import default_band_names, match_bands, normalize_band_name
-from terracodec.container import ContainerReader, ContainerWriter
+from terracodec.container import DN_OFFSET_MAJOR, FORMAT_MAJOR, ContainerReader, ContainerWriter
 from terracodec.errors import CorruptStreamError, InputError, ModelError
 from terracodec.exact import default_valid_range
 from terracodec.header import CodecInfo, FrameInfo, StreamHeader
@@ -161,7 +161,7 @@ def _check_baseline_offset(value: Any) -> str | bool:
     raise InputError(f"baseline_offset must be 'auto', True or False, got {value!r}")
 
 
-def _frame_offsets(stack: Any, frames: list[FrameInfo], norm_name: str, mode: str | bool) -> list[float]:
+def _frame_offsets(stack: Any, norm_name: str, mode: str | bool) -> list[float]:
     """Per frame, the DN shift of the model's normalisation for the Sentinel-2 baseline offset.
 
     `mode` True / False says every frame has / lacks the +1000 DN offset; "auto" asks
@@ -172,13 +172,11 @@ def _frame_offsets(stack: Any, frames: list[FrameInfo], norm_name: str, mode: st
     from terracodec.io.baseline import has_baseline_offset
     from terracodec.normalization import baseline_shift
 
+    count = len(stack.frames)
     if baseline_shift(norm_name, True) == 0 and baseline_shift(norm_name, False) == 0:
-        return [0.0] * len(frames)
-    shifts = []
-    for i in range(len(frames)):
-        has = mode if isinstance(mode, bool) else has_baseline_offset(stack, i)
-        shifts.append(baseline_shift(norm_name, has))
-    return shifts
+        return [0.0] * count
+    return [baseline_shift(norm_name, mode if isinstance(mode, bool) else has_baseline_offset(stack, i))
+            for i in range(count)]
 
 
 # ----------------------------------------------------------------------------- encode
@@ -266,7 +264,7 @@ def _encode_header(
         for f, t in zip(frames, timestamps):
             f.meta.timestamp = t  # the stack's own FrameMeta: detection below sees this date
     normalization = _normalization_config(codec)
-    shifts = _frame_offsets(stack, frames, str(normalization.get("name", "")), baseline_offset)
+    shifts = _frame_offsets(stack, str(normalization.get("name", "")), baseline_offset)
     for f, shift in zip(frames, shifts):
         f.dn_offset = shift
     multiple = int(codec.multiple)
@@ -293,8 +291,9 @@ def _encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress:
     g = header.grid
     tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
     norms = _frame_normalizers(header)
-    shifted = any(frame.dn_offset for frame in header.frames)  # readers must apply it: major 2
-    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles), major=2 if shifted else 1)
+    shifted = any(frame.dn_offset for frame in header.frames)  # readers must apply it
+    major = DN_OFFSET_MAJOR if shifted else FORMAT_MAJOR
+    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles), major=major)
     total, done = header.frame_count * len(tiles), 0
     rows: dict[int, list[Tile]] = {}
     for t in tiles:

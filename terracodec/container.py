@@ -21,10 +21,12 @@ from terracodec.errors import CorruptStreamError
 MAGIC = b"\x89TEC\r\n\x1a\n"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0
-#: Majors this reader knows. 2 = 1.0 plus per-frame `dn_offset` that a reader must apply; a
-#: writer uses it only for files with a nonzero `dn_offset`, so a 1.x reader refuses exactly
-#: those files instead of decoding them 1000 DN off (docs/FORMAT.md, Versioning).
-READ_MAJORS = (1, 2)
+#: 1.0 plus per-frame `dn_offset` that a reader must apply; a writer uses it only for files with
+#: a nonzero `dn_offset`, so a 1.x reader refuses exactly those files instead of decoding them
+#: 1000 DN off (docs/FORMAT.md, Versioning).
+DN_OFFSET_MAJOR = 2
+#: Majors this reader knows.
+READ_MAJORS = (FORMAT_MAJOR, DN_OFFSET_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
