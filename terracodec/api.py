@@ -27,7 +27,7 @@ from rasterio.windows import transform as window_transform
 
 import terracodec
 from terracodec.bands import default_band_names, match_bands, normalize_band_name
-from terracodec.container import DN_OFFSET_MAJOR, FORMAT_MAJOR, ContainerReader, ContainerWriter
+from terracodec.container import ContainerReader, ContainerWriter
 from terracodec.errors import CorruptStreamError, InputError, ModelError
 from terracodec.exact import default_valid_range
 from terracodec.header import CodecInfo, FrameInfo, StreamHeader
@@ -291,9 +291,7 @@ def _encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress:
     g = header.grid
     tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
     norms = _frame_normalizers(header)
-    shifted = any(frame.dn_offset for frame in header.frames)  # readers must apply it
-    major = DN_OFFSET_MAJOR if shifted else FORMAT_MAJOR
-    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles), major=major)
+    writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles))
     total, done = header.frame_count * len(tiles), 0
     rows: dict[int, list[Tile]] = {}
     for t in tiles:

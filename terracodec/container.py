@@ -19,14 +19,18 @@ from typing import BinaryIO
 from terracodec.errors import CorruptStreamError
 
 MAGIC = b"\x89TEC\r\n\x1a\n"
-FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
-#: 1.0 plus per-frame `dn_offset` that a reader must apply; a writer uses it only for files with
-#: a nonzero `dn_offset`, so a 1.x reader refuses exactly those files instead of decoding them
-#: 1000 DN off (docs/FORMAT.md, Versioning).
+#: 1.0: the header is plain UTF-8 JSON.
+PLAIN_HEADER_MAJOR = 1
+#: 1.0 plus per-frame `dn_offset` that a reader must apply (written by terracodec 0.1.0 for
+#: files with a nonzero `dn_offset` only, so that a 1.x reader refused exactly those).
 DN_OFFSET_MAJOR = 2
+#: 2.0 with the JSON header zlib-compressed (RFC 1950): a header is 40-75 % of a small chip's
+#: file, and compressing it halves it (docs/FORMAT.md, Versioning). What this writer writes.
+ZLIB_HEADER_MAJOR = 3
+FORMAT_MAJOR = ZLIB_HEADER_MAJOR
+FORMAT_MINOR = 0
 #: Majors this reader knows.
-READ_MAJORS = (FORMAT_MAJOR, DN_OFFSET_MAJOR)
+READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
@@ -70,6 +74,21 @@ def _crc(*parts: bytes) -> int:
     return value & 0xFFFFFFFF
 
 
+def _inflate_header(data: bytes) -> bytes:
+    """The JSON bytes of a zlib-compressed header, at most `MAX_HEADER_BYTES` of them (a forged
+    header cannot make the reader inflate gigabytes)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, MAX_HEADER_BYTES)
+    except zlib.error as exc:
+        raise CorruptStreamError(f"corrupt .tec file: header does not inflate ({exc})") from None
+    if inflater.unconsumed_tail:
+        raise CorruptStreamError("corrupt .tec file: header inflates beyond its size limit")
+    if not inflater.eof or inflater.unused_data:
+        raise CorruptStreamError("corrupt .tec file: header is not one complete zlib stream")
+    return out
+
+
 class ContainerWriter:
     """Streams a `.tec` file into a seekable binary file object.
 
@@ -86,6 +105,8 @@ class ContainerWriter:
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
         if len(header_bytes) > MAX_HEADER_BYTES:
             raise ValueError("header too large")
+        if major >= ZLIB_HEADER_MAJOR:
+            header_bytes = zlib.compress(header_bytes, 9)
         count = frames * tiles
         head = struct.pack("<8sHHII", MAGIC, major, FORMAT_MINOR, len(header_bytes), count)
         self._start = fileobj.tell()
@@ -175,6 +196,8 @@ class ContainerReader:
         header_bytes = self._read_exact(_PREAMBLE.size, header_len, "header")
         if _crc(pre[:-4], header_bytes) != header_crc:
             raise CorruptStreamError("corrupt .tec file: header checksum mismatch")
+        if major >= ZLIB_HEADER_MAJOR:
+            header_bytes = _inflate_header(header_bytes)
         try:
             self.header = json.loads(header_bytes.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

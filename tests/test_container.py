@@ -12,6 +12,7 @@ import pytest
 
 from terracodec.container import (
     FORMAT_MAJOR,
+    MAX_HEADER_BYTES,
     READ_MAJORS,
     ContainerReader,
     ContainerWriter,
@@ -32,11 +33,13 @@ def _records(frames: int, tiles: int, seed: int = 0) -> dict[tuple[int, int], Ti
     }
 
 
-def _container(frames: int = 2, tiles: int = 3, seed: int = 0) -> tuple[bytes, dict, dict]:
+def _container(
+    frames: int = 2, tiles: int = 3, seed: int = 0, major: int = FORMAT_MAJOR
+) -> tuple[bytes, dict, dict]:
     header = {"hello": "world", "n": [1, 2.5, None], "unicode": "Žust"}
     records = _records(frames, tiles, seed)
     buf = io.BytesIO()
-    writer = ContainerWriter(buf, header, frames, tiles)
+    writer = ContainerWriter(buf, header, frames, tiles, major=major)
     keys = list(records)
     random.Random(seed).shuffle(keys)  # records may arrive in any order
     for key in keys:
@@ -106,7 +109,7 @@ def _rewrite_preamble(data: bytes, major: int, minor: int) -> bytes:
 
 def test_future_major_version_is_refused_cleanly():
     data, _, _ = _container()
-    with pytest.raises(CorruptStreamError, match=r"unsupported .tec format version 3\.0"):
+    with pytest.raises(CorruptStreamError, match=rf"unsupported .tec format version {max(READ_MAJORS) + 1}\.0"):
         ContainerReader(_rewrite_preamble(data, max(READ_MAJORS) + 1, 0))
 
 
@@ -229,9 +232,9 @@ def test_layout_is_as_documented_in_format_md():
     data, header, records = _container(frames=2, tiles=3)
     assert data[:8] == b"\x89TEC\r\n\x1a\n"
     major, minor, n, e, header_crc = struct.unpack_from("<HHIII", data, 8)
-    assert (major, minor, e) == (1, 0, 6)
+    assert (major, minor, e) == (3, 0, 6)
     assert header_crc == zlib.crc32(data[:20] + data[24 : 24 + n])
-    assert json.loads(data[24 : 24 + n]) == header
+    assert json.loads(zlib.decompress(data[24 : 24 + n])) == header  # major 3: zlib (RFC 1950)
     index = data[24 + n : 24 + n + 32 * e]
     payload_end, index_crc = struct.unpack_from("<QI", data, 24 + n + 32 * e)
     assert payload_end == len(data) and index_crc == zlib.crc32(index + struct.pack("<Q", payload_end))
@@ -245,3 +248,63 @@ def test_layout_is_as_documented_in_format_md():
         assert flags == rec.flags and crc == zlib.crc32(rec.code + rec.patch)
         keys.append((frame, tile))
     assert keys == sorted(records)
+
+
+@pytest.mark.parametrize("major", READ_MAJORS)
+def test_every_known_major_is_read(major):
+    """Files of majors 1 and 2 (plain JSON header) still read; 3 compresses the header."""
+    data, header, records = _container(major=major)
+    n = struct.unpack_from("<I", data, 12)[0]
+    plain = json_bytes(header)
+    assert (data[24 : 24 + n] == plain) == (major < 3)
+    with ContainerReader(data) as r:
+        assert r.version == (major, 0) and r.header == header
+        assert {k: r.read_tile(*k) for k in r.entries} == records
+
+
+def json_bytes(header: dict) -> bytes:
+    import json
+
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_compressed_header_is_smaller_for_a_real_sized_header():
+    header = {"frames": [{"band_order": list(range(12)), "tags": {"SENSOR": "Sentinel-2 MSI"}, "i": i}
+                         for i in range(5)], "normalization": {"mean": [793.2429999999999] * 12}}
+    buf = io.BytesIO()
+    ContainerWriter(buf, header, 1, 1).write_tile(0, 0, TileRecord(b"x", b""))
+    n = struct.unpack_from("<I", buf.getvalue(), 12)[0]
+    assert n < len(json_bytes(header)) / 3
+
+
+def _with_header_bytes(data: bytes, stored: bytes) -> bytes:
+    """`data` with its stored header replaced (CRC recomputed, so only the content is wrong)."""
+    n = struct.unpack_from("<I", data, 12)[0]
+    head = data[:12] + struct.pack("<I", len(stored)) + data[16:20]
+    rest = data[24 + n :]
+    # the index offsets are absolute: keep them valid by keeping the header length
+    assert len(stored) == n
+    return head + struct.pack("<I", zlib.crc32(head + stored)) + stored + rest
+
+
+def test_header_that_does_not_inflate_is_corrupt():
+    data, _, _ = _container()
+    n = struct.unpack_from("<I", data, 12)[0]
+    with pytest.raises(CorruptStreamError, match="header does not inflate|not one complete"):
+        ContainerReader(_with_header_bytes(data, bytes(n)))
+    truncated = zlib.compress(json_bytes({"a": 1}))[:-3]
+    padded = truncated + bytes(n - len(truncated))  # a cut stream followed by junk
+    with pytest.raises(CorruptStreamError, match="header"):
+        ContainerReader(_with_header_bytes(data, padded))
+
+
+def test_header_inflating_past_the_limit_is_refused(monkeypatch):
+    import terracodec.container as container
+
+    big = {"pad": "a" * 5000}
+    buf = io.BytesIO()
+    ContainerWriter(buf, big, 1, 1).write_tile(0, 0, TileRecord(b"", b""))
+    monkeypatch.setattr(container, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(CorruptStreamError, match="beyond its size limit"):
+        ContainerReader(buf.getvalue())
+    assert MAX_HEADER_BYTES == 64 << 20
