@@ -76,6 +76,10 @@ def model_sizes(arch: str, channels: int, latent: int, text: str | None) -> dict
 @click.option("--arch-config", "--tt-config", "arch_text", default=None,
               help="JSON object of further architecture sizes, e.g. tec-tt '{\"d_model\": 128}' or "
                    "tec-elic '{\"aggregation_width\": 128}' (--tt-config is an older name).")
+@click.option("--objective", type=click.Choice(["rd", "autoencoder"]), default="rd", show_default=True,
+              help="rd: rate + lambda * MSE. autoencoder: only the analysis and synthesis transforms, on "
+                   "the MSE of synthesis(analysis(x) + uniform noise), to lift their reconstruction floor "
+                   "cheaply before rd training (--init from its output).")
 @click.option("--steps", type=int, default=2000, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=128, show_default=True)
@@ -86,7 +90,7 @@ def model_sizes(arch: str, channels: int, latent: int, text: str | None) -> dict
 @click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
               help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
+def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, objective, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -103,6 +107,8 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
 
     bands = parse_bands(bands_text)
     lambdas = parse_lambdas(lambda_text)
+    if len(lambdas) > 1 and objective == "autoencoder":
+        raise InputError("--objective autoencoder trains one model: give one --lambda")
     if len(lambdas) > 1 and arch == "tec-tt":
         raise InputError("variable-rate training (a --lambda list) is for the image codecs (tec-fp, tec-elic)")
     out = Path(out_dir)
@@ -139,7 +145,7 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     if resume:
         lambdas = model.config.get("lambdas") or [model.config.get("lambda", lambdas[0])]
     cfg = TrainConfig(lmbda=lambdas if len(lambdas) > 1 else lambdas[0], steps=steps, batch_size=batch_size, lr=lr, clip_norm=clip_norm,
-                      seed=seed, warmup_steps=min(200, steps // 10))
+                      seed=seed, warmup_steps=min(200, steps // 10), objective=objective)
 
     def save(model, stem: Path) -> None:
         model.update(force=True)

@@ -155,3 +155,42 @@ def test_cli_trains_a_variable_rate_elic_with_arch_config(tmp_path):
     assert model.config["aggregation_width"] == 16
     bad = CliRunner().invoke(main, ["train", *args[:2], str(tmp_path / "bad"), *args[3:], "--arch-config", "[1]"])
     assert bad.exit_code == 1 and "JSON object" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_autoencoder_objective_trains_only_the_transforms(tmp_path):
+    """`objective="autoencoder"`: the transforms' reconstruction MSE falls; the entropy model
+    (bottleneck densities and quantiles) is left exactly as it was."""
+    model = _tiny_model()
+    entropy_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("entropy_bottleneck")}
+    transforms_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("g_")}
+    assert entropy_before and transforms_before
+    cfg = TrainConfig(lmbda=1.0, steps=40, lr=3e-3, warmup_steps=2, log_every=10, checkpoint_every=10**9,
+                      objective="autoencoder")
+    state = train(model, _batches(), cfg, tmp_path, save=lambda m, s: None)
+    assert state.history[-1]["mse"] < 0.5 * state.history[0]["mse"]
+    assert all(r["bpppb"] == 0 for r in state.history)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in entropy_before.items())
+    assert any(not torch.equal(after[k], v) for k, v in transforms_before.items())
+
+
+def test_autoencoder_objective_refuses_quality_levels_and_unknown_objectives(tmp_path):
+    with pytest.raises(InputError, match="one --lambda"):
+        train(_tiny_model(), _batches(), TrainConfig(lmbda=[1.0, 2.0], steps=1, objective="autoencoder"),
+              tmp_path, save=lambda m, s: None)
+    with pytest.raises(InputError, match="unknown training objective"):
+        train(_tiny_model(), _batches(), TrainConfig(steps=1, objective="gan"), tmp_path, save=lambda m, s: None)
+
+
+def test_cli_autoencoder_objective_with_a_lambda_list_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+
+    from terracodec.cli.main import main
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    _write(scene / "img_10m.tif", {b: np.full((64, 64), 1000) for b in ("B02", "B03", "B04")}, 10)
+    result = CliRunner().invoke(main, ["train", str(scene), "--out", str(tmp_path / "run"), "--bands", "B02,B03,B04",
+                                       "--lambda", "1,4", "--objective", "autoencoder", "--steps", "1"])
+    assert result.exit_code == 1 and "one --lambda" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

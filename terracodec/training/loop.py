@@ -36,6 +36,10 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     seed: int = 0
+    #: "rd": rate + lambda * MSE (everything trains). "autoencoder": MSE of
+    #: synthesis(analysis(x) + uniform noise) only, which trains just the two transforms: a cheap
+    #: way to lift their reconstruction floor (benchmarks/transform_floor.py) before RD training.
+    objective: str = "rd"
 
 
 @dataclass
@@ -49,6 +53,16 @@ def rate_distortion(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     values = x.numel()  # B * C * H * W: bits per pixel per band
     bits = sum(-torch.log2(lk).sum() for lk in out["likelihoods"].values())
     return bits / values, torch.mean((out["x_hat"] - x) ** 2)
+
+
+def autoencoder_mse(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MSE of `synthesis(analysis(x) + u)`, u ~ U(-1/2, 1/2) standing in for rounding (sequences
+    `[B, T, C, H, W]` count as B*T frames); the entropy model takes no part."""
+    if x.dim() == 5:
+        x = x.flatten(0, 1)
+    y = model.analysis(x)
+    x_hat = model.synthesis(y + torch.empty_like(y).uniform_(-0.5, 0.5))
+    return torch.mean((x_hat - x) ** 2)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -105,6 +119,11 @@ def train(
         state.step, state.history = logged["step"], logged["history"]
 
     lambdas = list(cfg.lmbda) if isinstance(cfg.lmbda, (list, tuple)) else [float(cfg.lmbda)]
+    if cfg.objective not in ("rd", "autoencoder"):
+        raise InputError(f"unknown training objective {cfg.objective!r} (rd or autoencoder)")
+    autoencoder = cfg.objective == "autoencoder"
+    if autoencoder and len(lambdas) > 1:
+        raise InputError("the autoencoder objective trains one model, not quality levels: give one --lambda")
     started = time.perf_counter()
     window: list[tuple[float, float, float, int]] = []
     while state.step < cfg.steps:
@@ -113,16 +132,20 @@ def train(
             group["lr"] = learning_rate(cfg, state.step)
         # Variable rate: the quality levels take turns, one per step (deterministic, balanced).
         q = state.step % len(lambdas)
-        out = model(x, quality_index=q) if len(lambdas) > 1 else model(x)
-        rate, mse = rate_distortion(out, x)
-        loss = rate + lambdas[q] * mse
+        if autoencoder:
+            mse = autoencoder_mse(model, x)
+            rate, loss = torch.zeros(()), mse
+        else:
+            out = model(x, quality_index=q) if len(lambdas) > 1 else model(x)
+            rate, mse = rate_distortion(out, x)
+            loss = rate + lambdas[q] * mse
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {state.step}; lower --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, cfg.clip_norm)
         opt.step()
-        if aux_opt is not None:
+        if aux_opt is not None and not autoencoder:
             aux_opt.zero_grad(set_to_none=True)
             aux = model.aux_loss()
             aux.backward()
