@@ -107,6 +107,20 @@ def test_warm_start_selects_bands_by_name_and_sets_gains():
         warm_start(wrong, source)
 
 
+def test_warm_start_moves_quality_levels_to_another_lambda_range():
+    """A variable-rate source with lambdas 10, 30, 100 -> a target with 1, 3, 10, 30: each level
+    starts from the nearest source level's gains times sqrt(lambda ratio)."""
+    source = ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8, "lambdas": [10.0, 30.0, 100.0]})
+    with torch.no_grad():
+        source.gain.copy_(torch.rand(3, 8) + 0.5)
+        source.inverse_gain.copy_(torch.rand(3, 8) + 0.5)
+    target = ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8, "lambdas": [1.0, 3.0, 10.0, 30.0]})
+    warm_start(target, source)
+    for q, (j, f) in enumerate([(0, 0.1**0.5), (0, 0.3**0.5), (0, 1.0), (1, 1.0)]):
+        assert torch.allclose(target.gain[q], source.gain[j] * f)
+        assert torch.allclose(target.inverse_gain[q], source.inverse_gain[j] / f)
+
+
 def test_weights_file_codes_at_the_asked_quality(tmp_path):
     model = _vbr(bands=13, lambdas=(1.0, 2.0, 4.0, 8.0, 16.0))
     save_pretrained(model, tmp_path / "vbr")

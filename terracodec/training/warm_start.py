@@ -4,10 +4,14 @@ Why: training from scratch on two CPU cores takes most of an hour per model, whi
 differs only in its band set or in having per-quality gains learns far faster from a trained
 one. Tensors of equal shape are copied; band-dependent tensors (the first analysis and the last
 synthesis layer) are copied band by band, matched by S2 band name; the gains of a variable-rate
-target start from the source's single lambda (`sqrt(lambda_q / lambda_source)`).
+target start from the source's single lambda (`sqrt(lambda_q / lambda_source)`), or, from a
+variable-rate source with other lambdas, from the gains of the source level nearest in log-lambda
+scaled by `sqrt(lambda_q / lambda_nearest)` (moving the quality levels to another lambda range).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -45,7 +49,21 @@ def warm_start(target: ImageCodec, source: ImageCodec) -> list[str]:
         g = torch.tensor([(float(v) / float(source.config["lambda"])) ** 0.5 for v in lambdas])
         target.gain.copy_(g[:, None].expand_as(target.gain))
         target.inverse_gain.copy_(1.0 / target.gain)
+    elif lambdas and source.config.get("lambdas") and hasattr(target, "gain"):
+        _remap_gains(target, source, [float(v) for v in lambdas], [float(v) for v in source.config["lambdas"]])
     return untouched
+
+
+def _remap_gains(target: ImageCodec, source: ImageCodec, new: list[float], old: list[float]) -> None:
+    """Level q of the target: the source level j nearest in log-lambda, gains scaled by
+    sqrt(new[q] / old[j]) (the rate-distortion optimal scale moves as sqrt(lambda))."""
+    if source.gain.shape[1:] != target.gain.shape[1:]:
+        return
+    for q, lam in enumerate(new):
+        j = min(range(len(old)), key=lambda i: abs(math.log(old[i] / lam)))
+        f = math.sqrt(lam / old[j])
+        target.gain[q] = source.gain[j] * f
+        target.inverse_gain[q] = source.inverse_gain[j] / f
 
 
 def _select_bands(value: torch.Tensor, shape: torch.Size, src_count: int, index: torch.Tensor):
