@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/training_curve.py runs/tec-fp-vbr-l1c/train_log.json --out docs/img/x.png
 
-Variable-rate logs (a `--lambda` list) get one line per quality level; the model card embeds
-these plots to show that training did not diverge.
+Variable-rate logs (a `--lambda` list) get one line per quality level, labelled with the levels'
+lambdas; where a log joins runs whose levels had other lambdas (rows carry their own), a dashed
+line marks the change and the legend gives both. The model card embeds these plots to show
+that training did not diverge.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ def main() -> None:
     steps = [row["step"] for row in history]
     fig, (ax_rate, ax_mse) = plt.subplots(1, 2, figsize=(10, 3.8))
     if history and "levels" in history[0]:
-        for i, level in enumerate(history[0]["levels"]):
-            label = f"lambda {level['lambda']:g}"
+        sets = [tuple(lv["lambda"] for lv in row["levels"]) for row in history]
+        changes = [steps[i] for i in range(1, len(sets)) if sets[i] != sets[i - 1]]
+        for i in range(len(history[0]["levels"])):
+            lams = list(dict.fromkeys(s[i] for s in sets))
+            label = f"q{i + 1}: lambda " + " -> ".join(f"{v:g}" for v in lams)
             ax_rate.plot(steps, [row["levels"][i]["bpppb"] for row in history], label=label)
             ax_mse.plot(steps, [row["levels"][i]["mse"] for row in history], label=label)
+        for step in changes:
+            for ax in (ax_rate, ax_mse):
+                ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
         ax_mse.legend(fontsize=8)
     else:
         ax_rate.plot(steps, [row["bpppb"] for row in history])
