@@ -20,7 +20,9 @@ same padded frames go to every codec; PSNR is computed on the original pixels, a
 bits per original pixel per band (bpppb). PSNR of a set pools the squared error of all its
 frames. Writes `benchmarks/results/temporal_gain.{json,md}`; the last line is
 `summary: temporal_gain_pct=<x> ...`, x = the saving of `tt` over `tt_intra` on all later
-frames pooled (positive = the context saves bits).
+frames pooled (positive = the context saves bits); `vs_fp_pct`: the saving over TEC-FP at equal
+PSNR (n/a outside TEC-FP's PSNR range); `vs_fp_at_most_pct`: where TEC-FP reaches the TT's PSNR
+with fewer bits, the bound that this puts on that saving.
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "fp_bpppb_at_tt_psnr": fp_at_tt,
                 "gain_vs_intra_pct": _gain(tt_p["bpppb"], intra_p["bpppb"]),
                 "gain_vs_fp_pct": _gain(tt_p["bpppb"], fp_at_tt),
+                "gain_vs_fp_at_most_pct": _dominated_bound(tt_p, fp_curve),
                 "intra_vs_fp_pct": _gain(intra_p["bpppb"], fp_at_intra),
             }
         sets_out[set_name] = entry
@@ -192,6 +195,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sets": sets_out,
         "frames": {codec: rows for codec, rows in frames.items()},
     }
+
+
+def _dominated_bound(tt: dict, fp_curve: list[dict]) -> float:
+    """Upper bound on the TT's saving over TEC-FP at equal PSNR when TEC-FP points reach at least
+    the TT's PSNR with fewer bits (the FP's rate at the TT's PSNR is then at most theirs): the
+    tightest `100 * (1 - tt / fp)` over those points; nan when no point dominates."""
+    bounds = [_gain(tt["bpppb"], c["bpppb"]) for c in fp_curve
+              if c["psnr10k"] >= tt["psnr10k"] and c["bpppb"] < tt["bpppb"]]
+    return min(bounds) if bounds else math.nan
 
 
 def _fmt(x: float, nd: int = 2) -> str:
@@ -231,6 +243,11 @@ def markdown(res: dict[str, Any]) -> str:
             f"({_fmt(100 * (near['bpppb'] / e['tt']['bpppb'] - 1), 1)} % bits, "
             f"{_fmt(near['psnr10k'] - e['tt']['psnr10k'])} dB)"
         )
+    for set_name, entry in res["sets"].items():
+        bound = entry["later_frames"].get("gain_vs_fp_at_most_pct", math.nan)
+        if not math.isnan(bound):
+            lines.append(f"* {set_name}: TEC-FP reaches the TT's PSNR with fewer bits, so at equal PSNR "
+                         f"the TT saves at most {_fmt(bound, 1)} %: it needs at least {_fmt(-bound, 0)} % more bits than TEC-FP")
     lines += ["", "TEC-FP curves (later frames):", "", "| set | q | bpppb | PSNR-10k |", "|---|---|---|---|"]
     for set_name, entry in res["sets"].items():
         for c in entry["later_frames"]["fp"]:
@@ -260,7 +277,8 @@ def main() -> None:
     print(markdown(res))
     later = res["sets"]["all"]["later_frames"]
     print(f"summary: temporal_gain_pct={_fmt(later['gain_vs_intra_pct'], 2)} "
-          f"vs_fp_pct={_fmt(later['gain_vs_fp_pct'], 2)}")
+          f"vs_fp_pct={_fmt(later['gain_vs_fp_pct'], 2)} "
+          f"vs_fp_at_most_pct={_fmt(later.get('gain_vs_fp_at_most_pct', math.nan), 2)}")
 
 
 if __name__ == "__main__":
