@@ -35,7 +35,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "description": "TEC-FP, 13-band S2 L1C, untrained seeded weights (for testing)",
     },
     # Trained here on the OSCD train cities (docs/MODELS.md). Variable rate: one set of weights,
-    # five quality levels (gain vectors), lambda 10 ... 1000. The bundled demo model.
+    # five quality levels (gain vectors), lambda 1 ... 100. The bundled demo model.
     "tec-fp-s2l1c": {
         "kind": "image",
         "config": {"arch": "tec-fp", "bands": 13, "N": 64, "M": 96},
@@ -53,7 +53,7 @@ MODELS: dict[str, dict[str, Any]] = {
         "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10), 5 qualities",
     },
     # Trained here on the OSCD train cities (docs/MODELS.md): the hyperprior + channel-group +
-    # checkerboard codec, variable rate like the TEC-FP models, lambda 10 ... 1000.
+    # checkerboard codec, variable rate like the TEC-FP models, lambda 1 ... 100.
     "tec-elic-s2l2a": {
         "kind": "image",
         "config": {"arch": "tec-elic", "bands": 12, "N": 64, "M": 192,
