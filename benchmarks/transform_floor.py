@@ -1,6 +1,6 @@
 """Why the learned rate-distortion curves flatten: the transforms' own reconstruction floor.
 
-    .venv/bin/python benchmarks/transform_floor.py            # ~3 min on 2 cores
+    .venv/bin/python benchmarks/transform_floor.py            # ~3.5 min on 2 cores
 
 For every trained image model and quality, on the 10 OSCD test cities (both dates, central
 256 x 256 crops, the model's bands; never trained on), two reconstructions are compared with the
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -37,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_name, oscd_test_series  # noqa: E402
 
 from terracodec import api  # noqa: E402
+from terracodec.bench.metrics import PEAK_10K, psnr_from_mse  # noqa: E402
 from terracodec.models.registry import list_models, load_model  # noqa: E402
 from terracodec.normalization import Normalization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PEAK = 10000.0
 
 
 def _unquantised(model: Any, frames: np.ndarray) -> np.ndarray:
@@ -56,10 +55,6 @@ def _unquantised(model: Any, frames: np.ndarray) -> np.ndarray:
         x_hat = model.synthesis(model.analysis(xn)).double()
     dn = norm.denormalize(x_hat.transpose(0, 1)).transpose(0, 1).numpy()
     return dn[:, :, :h, :w]
-
-
-def _psnr(se: float, n: int) -> float:
-    return math.inf if se == 0 else 10 * math.log10(PEAK * PEAK / (se / n))
 
 
 def measure(name: str, samples: list[Any]) -> list[dict[str, Any]]:
@@ -78,7 +73,7 @@ def measure(name: str, samples: list[Any]) -> list[dict[str, Any]]:
             se_unq += float(((u - x) ** 2).sum())
             n += x.size
             bits += 8 * len(blob)
-        coded, unq = _psnr(se_coded, n), _psnr(se_unq, n)
+        coded, unq = (float(psnr_from_mse(se / n, PEAK_10K)) for se in (se_coded, se_unq))
         rows.append({"quality": q, "bpppb": bits / n, "psnr10k_coded": coded,
                      "psnr10k_unquantised": unq, "gap_db": unq - coded})
         print(f"{name} q{q}: {bits / n:.4f} bpppb, coded {coded:.2f} dB, unquantised {unq:.2f} dB",

@@ -102,13 +102,12 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     from terracodec.models.base import ImageCodec
     from terracodec.normalization import Normalization
     from terracodec.training.data import CropSampler, load_scenes
-    from terracodec.training.loop import TrainConfig, train
+    from terracodec.training.loop import TrainConfig, check_objective, train
     from terracodec.training.sequences import SequenceSampler, load_sequences
 
     bands = parse_bands(bands_text)
     lambdas = parse_lambdas(lambda_text)
-    if len(lambdas) > 1 and objective == "autoencoder":
-        raise InputError("--objective autoencoder trains one model: give one --lambda")
+    check_objective(objective, lambdas)
     if len(lambdas) > 1 and arch == "tec-tt":
         raise InputError("variable-rate training (a --lambda list) is for the image codecs (tec-fp, tec-elic)")
     out = Path(out_dir)

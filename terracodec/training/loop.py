@@ -41,6 +41,18 @@ class TrainConfig:
     #: way to lift their reconstruction floor (benchmarks/transform_floor.py) before RD training.
     objective: str = "rd"
 
+    def __post_init__(self) -> None:
+        check_objective(self.objective, self.lmbda)
+
+
+def check_objective(objective: str, lmbda: float | list[float]) -> None:
+    """InputError unless `objective` is known and fits the lambdas (the autoencoder objective
+    trains one model, not quality levels). `tec train` calls it before loading any data."""
+    if objective not in ("rd", "autoencoder"):
+        raise InputError(f"unknown training objective {objective!r} (rd or autoencoder)")
+    if objective == "autoencoder" and isinstance(lmbda, (list, tuple)) and len(lmbda) > 1:
+        raise InputError("the autoencoder objective trains one model, not quality levels: give one --lambda")
+
 
 @dataclass
 class TrainState:
@@ -119,11 +131,7 @@ def train(
         state.step, state.history = logged["step"], logged["history"]
 
     lambdas = list(cfg.lmbda) if isinstance(cfg.lmbda, (list, tuple)) else [float(cfg.lmbda)]
-    if cfg.objective not in ("rd", "autoencoder"):
-        raise InputError(f"unknown training objective {cfg.objective!r} (rd or autoencoder)")
     autoencoder = cfg.objective == "autoencoder"
-    if autoencoder and len(lambdas) > 1:
-        raise InputError("the autoencoder objective trains one model, not quality levels: give one --lambda")
     started = time.perf_counter()
     window: list[tuple[float, float, float, int]] = []
     while state.step < cfg.steps:
