@@ -78,7 +78,11 @@ def quantize_pmf(
     probs.scatter_(1, lengths[:, None], tail[:, None])
     probs = torch.nan_to_num(probs, nan=0.0).clamp(0.0, 1.0)
     exponent = torch.frexp(probs.max(dim=1, keepdim=True).values).exponent
-    probs = probs * torch.pow(2.0, (-exponent).clamp(max=1000).to(torch.float64))  # exact
+    # Exact: multiplying by powers of two. Two factors, because 2**1074 (a subnormal maximum's
+    # scale) is not a float64; each factor stays <= 2**1000.
+    shift = (-exponent).to(torch.float64)
+    first = shift.clamp(max=1000.0)
+    probs = probs * torch.pow(2.0, first) * torch.pow(2.0, shift - first)
 
     weights = torch.floor(probs * float(2**_FIXED_BITS)).to(torch.int64)
     weights = torch.where(valid, weights, 0)
