@@ -79,7 +79,9 @@ def main() -> None:
     fresh = True
     if args.reuse_reference and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        fresh = not (meta["frames"] == args.frames and meta["height"] == args.size)
+        # same frames, size and thread count, or the times are not side by side
+        fresh = not (meta["frames"] == args.frames and meta["height"] == args.size
+                     and meta.get("threads") == args.threads)
     load_before = os.getloadavg()
     if fresh:
         run_reference(args.out, args.frames, args.size, args.threads)

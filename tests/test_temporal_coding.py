@@ -104,10 +104,12 @@ def _with_threads(n: int, fn):
 @pytest.mark.slow
 def test_bit_exact_across_threads_and_batch_splits(monkeypatch) -> None:
     """Big enough that the GEMMs take the back-ends' blocked paths (d_model 256, MLP 1024).
-    Small steps normally run on one thread: here they run on the thread count given."""
+    Decoder steps run in chunks of 2 windows here, so 3 tiles take two tasks on the threads
+    given (one tile: one task)."""
     import terracodec.temporal.coding as coding
 
     monkeypatch.setattr(coding, "SERIAL_ROWS", 1)
+    monkeypatch.setattr(coding, "STEP_WINDOWS", 2)
     model = tiny_tt(seed=5, bands=4, latent_channels=64, transform_channels=[8, 8, 16, 64],
                     d_model=256, num_heads=4, layers=[1, 1, 2])
     x = frames(3, 2, 4, 64, 64, seed=7)
@@ -223,3 +225,15 @@ def test_step_by_step_encoding_codes_the_same_streams() -> None:
             assert torch.equal(merge_windows(tokens, 4, 8, 4), y_hat)
             assert torch.equal(merge_windows(slow_features, 4, 8, 4), features)
             state = model.advance(state, y_hat)
+
+
+def test_sequence_helpers_round_trip() -> None:
+    model = tiny_tt(seed=8)
+    x = frames(2, 3, 4, 64, 128, seed=9)  # [T, B, C, H, W]
+    payloads, coded = model.encode_sequence(x)
+    assert len(payloads) == 3 and all(len(p) == 2 for p in payloads)
+    decoded = model.decode_sequence_latents(payloads, 64, 128)
+    assert all(torch.equal(a, b) for a, b in zip(decoded, coded))
+    # the second tile alone decodes to its own latents
+    alone = model.decode_sequence_latents([[p[1]] for p in payloads], 64, 128)
+    assert all(torch.equal(a[0], b[1]) for a, b in zip(alone, coded))

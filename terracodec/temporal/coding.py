@@ -37,11 +37,13 @@ Determinism (the decoder must rebuild the encoder's table rows bit for bit):
   encode and decode, windows chunked, 16 tokens of a window at once at the encoder and one at
   a time at the decoder) nor on the thread count. Every operation of the transformer is
   row-local (Linear, LayerNorm, GELU, softmax, attention one token at a time per window and
-  head); the CPU GEMM back-ends (oneDNN/MKL) compute a row identically whatever the other rows
-  once a matrix has at least a few rows, but switch kernels (and summation order) for tiny
-  ones, so the decoder's one-token batch is padded to `MIN_ROWS` rows
-  (`TemporalEntropyModel.start_cache`). Elementwise kernels (GELU) vectorise in blocks of 16
-  floats; widths that are multiples of 16 keep every row in the vector path.
+  head); a single-threaded CPU GEMM (oneDNN/MKL) computes a row identically whatever the other
+  rows once a matrix has at least a few rows, but switches kernels (and summation order) for
+  tiny ones, so the decoder's one-token batch is padded to `MIN_ROWS` rows
+  (`TemporalEntropyModel.start_cache`). A multi-threaded GEMM may split the reduction between
+  threads, so every transformer GEMM of the coding path runs on one intra-op thread, inside a
+  task of `parallel.run_tasks` (chunks of windows). Elementwise kernels (GELU) vectorise in
+  blocks of 16 floats; widths that are multiples of 16 keep every row in the vector path.
   `tests/test_temporal_coding.py` checks 1 vs 2 threads, 1 vs 3 tiles per batch, and the
   encoder's one-pass predictions against 16 decoder steps.
 * The last step, parameters -> table row and integer centre, is exact integer/IEEE arithmetic
@@ -51,11 +53,11 @@ Scope: this is bit-exactness on one platform (same CPU kind and BLAS). Float32 G
 CPU family or a GPU sum in another order, so a stream coded there may not decode here; making
 the 225 M-parameter transformer exact everywhere needs fixed-point evaluation (as
 `terracodec.layers.fixedpoint` does for the image codecs' small parameter networks; float64
-integer GEMMs, roughly twice the cost). Not done.
+integer GEMMs, roughly twice the cost). Not done. A model moved to a GPU therefore codes with a
+CPU copy of its entropy model (`TemporalCodec._coder`); only its transforms run on the GPU.
 
-Speed: a decoder step is ~100 small operations on a few rows; their parallel regions cost more
-than they save, so steps with fewer than `SERIAL_ROWS` rows run on one intra-op thread (the
-results do not depend on it). Everything else runs as chunks on `parallel.run_tasks`.
+Speed: a decoder step is ~100 small operations on a few rows; it runs as chunks of
+`STEP_WINDOWS` windows on `parallel.run_tasks`' threads, as does everything else.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ from terracodec.temporal.windows import current_windows, merge_windows
 
 StepCoder = Callable[[int, Tensor, Tensor], Tensor]
 RANS_VERSION = 1  # the rANS stream layout that compact_stream / expand_stream know
-SERIAL_ROWS = 256  # decoder steps with fewer rows (windows) run on one CPU thread
+SERIAL_ROWS = 256  # quantising steps' parameters: fewer rows run on one CPU thread
+STEP_WINDOWS = 32  # windows per task of a decoder step (rows per GEMM: at most this many)
 CONTEXT_WINDOWS = 4  # windows per context task (256 tokens per GEMM in the per-frame encoder)
 DECODER_WINDOWS = 8  # windows per task of the encoder's one-pass prediction (128 rows per GEMM)
 
@@ -181,15 +184,25 @@ def context_tasks(model: TemporalEntropyModel, encoded: Sequence[Tensor], window
     return [partial(task, s) for s in chunks(n, CONTEXT_WINDOWS)], finish
 
 
-def _autoregress(model: TemporalEntropyModel, cache: DecoderCache, windows: int, code: StepCoder) -> Tensor:
+def _autoregress(model: TemporalEntropyModel, context: FrameContext, windows: int, code: StepCoder) -> Tensor:
     """Run the 16 steps; `code(t, means, scales)` returns token t `[windows, C]` quantised.
-    Returns the features `[windows, 16, d]` (the tokens are `code`'s business)."""
+    Returns the features `[windows, 16, d]` (the tokens are `code`'s business).
+
+    Each step runs chunks of `STEP_WINDOWS` windows as tasks on `parallel.run_tasks` (one
+    intra-op thread each), never one multi-threaded GEMM over all windows: a BLAS may split a
+    GEMM's reduction between threads, and then a row's sums depend on the thread count
+    (measured on a 16-core host: a 1024x1024 frame of the published model, decoded with 16
+    threads, did not match its single-threaded encoder)."""
+    parts = chunks(windows, STEP_WINDOWS)
+    caches = [model.start_cache(context.rows(s), s.stop - s.start) for s in parts]
     token, features = None, []
-    with _threads_for_rows(windows if cache.layers[0].keys.device.type == "cpu" else SERIAL_ROWS):
-        for t in range(model.seq_len_dec):
-            means, scales, feats = model.step(token, cache)
-            token = code(t, means[:windows], scales[:windows])
-            features.append(feats[:windows])
+    for t in range(model.seq_len_dec):
+        outs = run_tasks([
+            partial(model.step, None if token is None else token[s], cache) for s, cache in zip(parts, caches)
+        ])
+        means, scales, feats = (torch.cat([o[i][: s.stop - s.start] for o, s in zip(outs, parts)]) for i in range(3))
+        token = code(t, means, scales)
+        features.append(feats)
     return torch.stack(features, 1)
 
 
@@ -221,7 +234,7 @@ def _encode_steps(
         tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype))
         return tokens[-1]
 
-    features = _autoregress(model, model.start_cache(context.rows(slice(0, n)), n), n, code)
+    features = _autoregress(model, context, n, code)
     return streams, torch.stack(tokens, 1), features
 
 
@@ -274,5 +287,5 @@ def decode_frame(
         tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(means.dtype))
         return tokens[-1]
 
-    features = _autoregress(model, model.start_cache(context.rows(slice(0, n)), n), n, code)
+    features = _autoregress(model, context, n, code)
     return merge_windows(torch.stack(tokens, 1), h, w, size), merge_windows(features, h, w, size)

@@ -25,6 +25,7 @@ step, see `terracodec.temporal.coding`). As an `ImageCodec` the model codes sing
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
@@ -187,9 +188,12 @@ class TemporalCodec(ImageCodec):
     def start_context(self) -> Tensor:
         """Context encoding of the learned constant latent: one window (all windows of a
         constant latent are equal), broadcast by the entropy model."""
-        w = self.entropy_model.window_current
-        pad = self._temporal_pad_token_maker.weight.expand(1, -1, w, w)
-        return self.entropy_model.encode_context(pad)
+        return self._encode_pad(self.entropy_model, self._temporal_pad_token_maker.weight)
+
+    @staticmethod
+    def _encode_pad(em: TemporalEntropyModel, pad_weight: Tensor) -> Tensor:
+        w = em.window_current
+        return em.encode_context(pad_weight.expand(1, -1, w, w))
 
     def memory(self, state: TemporalState) -> Tensor:
         """The joint encoder's output for the next frame (encodes the pending latent, in place)."""
@@ -198,9 +202,30 @@ class TemporalCodec(ImageCodec):
             state.encoded, state.pending = encoded[-self.entropy_model.context_len :], None
         if state.encoded:
             return self.entropy_model.joint_context(state.encoded)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or self.device.type != "cpu":
             return self.entropy_model.joint_context([self.start_context()])
-        return self._start_memory()
+        return self._start_memory()  # cached (no gradient needed, and the coder is this model)
+
+    def _coder(self) -> tuple[TemporalEntropyModel, Tensor]:
+        """The entropy model and pad latent that code streams, always on the CPU.
+
+        Why: float GEMMs on a GPU are not row-invariant (the BLAS picks kernels, and with them
+        summation orders, by matrix shape), so table rows computed there by the encoder (16
+        tokens per call) differ from the decoder's (one token per call) and streams fail to
+        decode even on the GPU that wrote them (measured: `benchmarks/gpu.py`). A model moved to
+        a GPU keeps a CPU copy of its entropy model for coding, refreshed when a weight changes;
+        its transforms still run on the GPU. Streams are then those of the CPU path."""
+        em, pad = self.entropy_model, self._temporal_pad_token_maker.weight
+        if pad.device.type == "cpu":
+            return em, pad
+        params = [pad, *em.parameters(), *em.buffers()]
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cached = getattr(self, "_cpu_coder_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # normal tensors: versions tracked
+                cached = (key, copy.deepcopy(em).cpu().eval(), pad.detach().cpu().clone())
+            self._cpu_coder_cache = cached
+        return cached[1], cached[2]
 
     def _context_tasks(self, state: TemporalState) -> tuple[list[Callable[[], Any]], Callable[[list], Any]]:
         """Tasks for the next frame's decoder context (`terracodec.temporal.coding.context_tasks`)
@@ -208,9 +233,10 @@ class TemporalCodec(ImageCodec):
         state's pending latent in place (as `memory` does)."""
         from terracodec.temporal.coding import FrameContext, context_tasks
 
-        em = self.entropy_model
+        em, _ = self._coder()
         if state.pending is None and not state.encoded:
-            return [], lambda _: FrameContext(em.memory_keys_values(self._start_memory()))
+            first = run_tasks([lambda: em.memory_keys_values(self._start_memory())])[0]
+            return [], lambda _: FrameContext(first)
         windows = None
         if state.pending is not None:
             windows = context_windows(state.pending, em.window_context, em.window_current)
@@ -228,18 +254,21 @@ class TemporalCodec(ImageCodec):
         """Reconstructions of decoded latents, tile by tile on `parallel.run_tasks`' threads
         (one intra-op thread each: the transforms' many small parallel regions stall on a busy
         core)."""
+        y_hat, features = y_hat.to(self.device), features.to(self.device)
         tasks = [partial(lambda s: self.synthesis(self.dequantize(y_hat[s], features[s])), s)
                  for s in chunks(y_hat.shape[0], 1)]
         return torch.cat(run_tasks(tasks)).float()
 
     def _start_memory(self) -> Tensor:
         """The first frame's memory depends on the weights only: computed once (one window,
-        broadcast), recomputed when a weight changes."""
-        params = [self._temporal_pad_token_maker.weight, *self.entropy_model.parameters()]
+        broadcast) by the coding entropy model, recomputed when a weight changes."""
+        em, pad = self._coder()
+        params = [pad, *em.parameters()]
         key = tuple((p.data_ptr(), p._version, p.device) for p in params)
         cached = getattr(self, "_start_memory_cache", None)
         if cached is None or cached[0] != key:
-            cached = (key, self.entropy_model.joint_context([self.start_context()]))
+            # one intra-op thread, as every GEMM of the coding path (`terracodec.temporal.coding`)
+            cached = (key, run_tasks([lambda: em.joint_context([self._encode_pad(em, pad)])])[0])
             self._start_memory_cache = cached
         return cached[1]
 
@@ -288,9 +317,12 @@ class TemporalCodec(ImageCodec):
         self._check_frame(x)
         self._check_state(state, x.shape[0], x.shape[2] // 16, x.shape[3] // 16)
         tasks, finish = self._context_tasks(state)
-        analysis = partial(self.analysis, x.to(self.device, torch.float32))
+
+        def analysis() -> Tensor:  # on the model's device; the coder takes a CPU latent
+            return self.analysis(x.to(self.device, torch.float32)).cpu()
+
         results = run_tasks([analysis, *tasks])  # the transform beside the context encoders
-        streams, y_hat, _ = encode_frame(self.entropy_model, results[0], finish(results[1:]))
+        streams, y_hat, _ = encode_frame(self._coder()[0], results[0], finish(results[1:]))
         payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
         return payloads, self.advance(state, y_hat)
 
@@ -307,7 +339,7 @@ class TemporalCodec(ImageCodec):
         streams = self._unpack_all(data, height, width)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(state)
-        y_hat, features = decode_frame(self.entropy_model, streams, finish(run_tasks(tasks)), shape)
+        y_hat, features = decode_frame(self._coder()[0], streams, finish(run_tasks(tasks)), shape)
         return {"y_hat": y_hat, "features": features}, self.advance(state, y_hat)
 
     @torch.no_grad()
@@ -317,6 +349,24 @@ class TemporalCodec(ImageCodec):
         """Reconstructions `[B, C, H, W]` (normalised) of the next frame, and the next state."""
         latents, state = self.decode_latent_frames(data, height, width, state)
         return self._synthesize(latents["y_hat"], latents["features"]), state
+
+    def encode_sequence(self, x: Tensor) -> tuple[list[list[bytes]], list[Tensor]]:
+        """Code frames `[T, B, C, H, W]` of B tile sequences in time order: the payloads of each
+        frame, and each frame's coded latents `y_hat [B, C, h, w]` (on the CPU)."""
+        state, payloads, coded = TemporalState(), [], []
+        for t in range(x.shape[0]):
+            p, state = self.encode_frames(x[t], state)
+            payloads.append(p)
+            coded.append(state.pending.cpu())
+        return payloads, coded
+
+    def decode_sequence_latents(self, payloads: Sequence[Sequence[bytes]], height: int, width: int) -> list[Tensor]:
+        """Inverse of `encode_sequence`'s payloads: each frame's `y_hat` (on the CPU)."""
+        state, out = TemporalState(), []
+        for p in payloads:
+            latents, state = self.decode_latent_frames(p, height, width, state)
+            out.append(latents["y_hat"].cpu())
+        return out
 
     def _check_state(self, state: TemporalState, tiles: int, h: int, w: int) -> None:
         if state.frames and (state.tiles, state.latent_size) != (tiles, (h, w)):
@@ -330,7 +380,7 @@ class TemporalCodec(ImageCodec):
         from terracodec.temporal.coding import encode_frame
 
         tasks, finish = self._context_tasks(TemporalState())
-        streams, y_hat, features = encode_frame(self.entropy_model, y, finish(tasks))
+        streams, y_hat, features = encode_frame(self._coder()[0], y.cpu(), finish(tasks))
         return streams, {"y_hat": y_hat, "features": features}
 
     def decompress_latents(
@@ -340,7 +390,7 @@ class TemporalCodec(ImageCodec):
 
         shape = (len(strings[0]), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(TemporalState())
-        y_hat, features = decode_frame(self.entropy_model, strings, finish(tasks), shape)
+        y_hat, features = decode_frame(self._coder()[0], strings, finish(tasks), shape)
         return {"y_hat": y_hat, "features": features}
 
     @torch.no_grad()
