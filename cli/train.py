@@ -90,7 +90,9 @@ def model_sizes(arch: str, channels: int, latent: int, text: str | None) -> dict
 @click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
               help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, objective, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume):
+@click.option("--max-minutes", type=float, default=None,
+              help="Stop with a checkpoint after this long (the schedule still follows --steps; --resume continues).")
+def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, objective, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume, max_minutes):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -144,7 +146,8 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     if resume:
         lambdas = model.config.get("lambdas") or [model.config.get("lambda", lambdas[0])]
     cfg = TrainConfig(lmbda=lambdas if len(lambdas) > 1 else lambdas[0], steps=steps, batch_size=batch_size, lr=lr, clip_norm=clip_norm,
-                      seed=seed, warmup_steps=min(200, steps // 10), objective=objective)
+                      seed=seed, warmup_steps=min(200, steps // 10), objective=objective,
+                      max_seconds=None if max_minutes is None else 60 * max_minutes)
 
     def save(model, stem: Path) -> None:
         model.update(force=True)

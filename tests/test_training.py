@@ -109,6 +109,25 @@ def test_training_writes_loadable_checkpoints_and_resumes(tmp_path):
     assert json.loads((tmp_path / "train_log.json").read_text())["step"] == 6
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_continues(tmp_path):
+    saved = []
+
+    def save(model, stem):
+        model.update(force=True)
+        model.save_pretrained(str(stem))
+        saved.append(stem)
+
+    cfg = TrainConfig(lmbda=1.0, steps=50, lr=1e-3, warmup_steps=1, log_every=20, checkpoint_every=20,
+                      max_seconds=0.0)
+    state = train(_tiny_model(), _batches(), cfg, tmp_path, save=save)
+    assert state.step == 1 and len(saved) == 1 and [r["step"] for r in state.history] == [1]
+    assert json.loads((tmp_path / "train_log.json").read_text())["step"] == 1
+    cfg_rest = TrainConfig(**{**cfg.__dict__, "steps": 3, "max_seconds": None})
+    resumed = train(ImageCodec.from_pretrained(str(tmp_path / "model")), _batches(2), cfg_rest, tmp_path,
+                    save=save, resume=True)
+    assert resumed.step == 3 and [r["step"] for r in resumed.history] == [1, 3]
+
+
 def test_resume_without_checkpoint_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="nothing to resume"):
         train(_tiny_model(), _batches(), TrainConfig(steps=1), tmp_path, save=lambda m, s: None, resume=True)

@@ -40,6 +40,9 @@ class TrainConfig:
     #: synthesis(analysis(x) + uniform noise) only, which trains just the two transforms: a cheap
     #: way to lift their reconstruction floor (benchmarks/transform_floor.py) before RD training.
     objective: str = "rd"
+    #: Stop (with a checkpoint) once a step ends after this many seconds of training, for a
+    #: machine lent for a fixed time; the schedule still follows `steps` (None: no limit).
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         check_objective(self.objective, self.lmbda)
@@ -160,7 +163,8 @@ def train(
             aux_opt.step()
         state.step += 1
         window.append((loss.item(), rate.item(), mse.item(), q))
-        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+        out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps or out_of_time:
             row = _log_row(window, lambdas)
             row.update(step=state.step, lr=opt.param_groups[0]["lr"],
                        seconds=round(time.perf_counter() - started, 1))
@@ -168,7 +172,7 @@ def train(
             state.history.append(row)
             if progress:
                 progress(state.step, row)
-        if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
+        if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps or out_of_time:
             model.eval()
             save(model, out_dir / "model")
             model.train()
@@ -176,6 +180,8 @@ def train(
             log_path.write_text(
                 json.dumps({"config": asdict(cfg), "step": state.step, "history": state.history}, indent=1)
             )
+        if out_of_time:
+            break
     return state
 
 
