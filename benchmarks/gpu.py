@@ -20,8 +20,11 @@ reach `../shared`, so the crops travel as one file made beforehand where the dat
     python benchmarks/gpu.py --make-inputs .devdata/gpu_inputs.safetensors   # here
     python benchmarks/gpu.py --inputs .devdata/gpu_inputs.safetensors --out DIR   # on the GPU
 
-Writes DIR/gpu.json and DIR/gpu.md (copy them to benchmarks/results/). The last printed line is
-`summary: image_cross_device_exact=<bool> tt_cross_device_exact=<bool> tt_fps_256=<enc>/<dec>
+`--make-inputs` also codes the crops with every shipped model on this machine's CPU; the GPU
+machine decodes those streams on its CPU and GPU (another CPU family and torch build: the
+cross-machine check). Writes DIR/gpu.json and DIR/gpu.md (copy them to benchmarks/results/).
+The last printed line is `summary: image_cross_device_exact=<bool> tt_cross_device_exact=<bool>
+image_cross_machine_exact=<bool> tt_cross_machine_exact=<bool> tt_fps_256=<enc>/<dec>
 tt_fps_1024=<enc>/<dec>` (the published-size TT's steady-state frames per second).
 """
 
@@ -56,9 +59,72 @@ def make_inputs(path: Path) -> None:
     samples = {s.name: s for s in oscd_test_series(S2_L1C_BANDS, 256)}
     cities = ["milano", "rio"]
     dn = torch.stack([torch.from_numpy(samples[c].pixels.astype("int32")) for c in cities], 1)
+    tensors = {"dn": dn.to(torch.int16), **foreign_streams(dn)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"dn": dn.to(torch.int16)}, str(path), metadata={"cities": ",".join(cities)})
-    print(f"wrote {path}: {tuple(dn.shape)} DN of {', '.join(cities)}")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import cpu_name
+
+    meta = {"cities": ",".join(cities), "coded_on": f"{cpu_name()}, torch {torch.__version__}"}
+    save_file(tensors, str(path), metadata=meta)
+    print(f"wrote {path}: {tuple(dn.shape)} DN of {', '.join(cities)}, and their streams coded here")
+
+
+def _pack(streams: list[bytes]) -> dict[str, torch.Tensor]:
+    return {"bytes": torch.frombuffer(bytearray(b"".join(streams)), dtype=torch.uint8),
+            "lengths": torch.tensor([len(b) for b in streams], dtype=torch.int64)}
+
+
+def _unpack(tensors: dict, prefix: str) -> list[bytes]:
+    data, lengths = tensors[f"{prefix}.bytes"].numpy().tobytes(), tensors[f"{prefix}.lengths"].tolist()
+    offsets = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+    return [data[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
+
+
+def foreign_streams(dn: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Streams of the crops coded on this machine's CPU, with their decoded latents, for a
+    check on another machine (another CPU family, torch version and a GPU)."""
+    from terracodec.models.registry import load_model
+
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name in IMAGE_MODELS:
+            model = load_model(name, 3)
+            x = normalized(model, bands_for(model, dn.flatten(0, 1).float()))
+            streams = model.encode_tiles(x)
+            out.update({f"{name}.{k}": v for k, v in _pack(streams).items()})
+            out[f"{name}.y_hat"] = model.decode_latents_batch(streams, 256, 256)["y_hat"].contiguous()
+        tt = load_model("tec-tt-small")
+        payloads, coded = tt.encode_sequence(normalized(tt, dn.float()))
+        out.update({f"tec-tt-small.{k}": v for k, v in _pack([p for f in payloads for p in f]).items()})
+        out["tec-tt-small.y_hat"] = torch.stack(coded).contiguous()
+    return out
+
+
+def foreign_check(tensors: dict) -> dict:
+    """Decode the streams coded on another machine here, on the CPU and on `DEVICE`."""
+    from terracodec.models.registry import load_model
+
+    out = {}
+    with torch.no_grad():
+        for name in IMAGE_MODELS:
+            streams, want = _unpack(tensors, name), tensors[f"{name}.y_hat"]
+            for dev in ("cpu", DEVICE):
+                model = load_model(name, 3).to(dev)
+                model.update(force=True)
+                try:
+                    got = model.decode_latents_batch(streams, 256, 256)["y_hat"].cpu()
+                    out[f"{name} on {dev}"] = "same latents" if torch.equal(got, want) else "DIFFERENT latents"
+                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                    out[f"{name} on {dev}"] = f"error: {type(exc).__name__}: {str(exc)[:80]}"
+        want = tensors["tec-tt-small.y_hat"]  # [T, B, C, h, w]
+        flat = _unpack(tensors, "tec-tt-small")
+        tiles = want.shape[1]
+        payloads = [flat[t * tiles : (t + 1) * tiles] for t in range(want.shape[0])]
+        for dev in ("cpu", DEVICE):
+            model = load_model("tec-tt-small").to(dev)
+            model.update(force=True)
+            out[f"tec-tt-small on {dev}"] = _decode_report(model, payloads, 256, 256, list(want))
+    return out
 
 
 def sync() -> None:
@@ -259,6 +325,9 @@ def report(results: dict) -> str:
     tt = results.get("determinism_tec-tt-small", {})
     lines += ["", "TEC-TT (shipped small model, 2 frames x 2 tiles):", ""]
     lines += [f"* {k}: {v}" for k, v in tt.items()]
+    if "foreign_streams" in results:
+        lines += ["", f"Streams coded on another machine ({results.get('foreign_coded_on')}), decoded here:", ""]
+        lines += [f"* {k}: {v}" for k, v in results["foreign_streams"].items()]
     lines += ["", "## Speed (steady state: frames >= 1 of a 3-frame sequence for the TT)", "",
               "| model | size | encode fps | decode fps | bpppb |", "|---|---|---:|---:|---:|"]
     for key, r in results.items():
@@ -279,6 +348,7 @@ def main() -> None:
     parser.add_argument("--skip-published", action="store_true", help="no published-size TT")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run without a GPU")
     parser.add_argument("--sizes", default="256,1024")
+    parser.add_argument("--only-foreign", action="store_true", help="determinism only, no speed")
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -297,6 +367,16 @@ def main() -> None:
     for name in IMAGE_MODELS:
         section(results, f"determinism_{name}", lambda n=name: image_determinism(n, dn))
     section(results, "determinism_tec-tt-small", lambda: tt_determinism(dn))
+    tensors = load_file(str(args.inputs))
+    if "tec-tt-small.y_hat" in tensors:
+        from safetensors import safe_open
+
+        with safe_open(str(args.inputs), "pt") as f:
+            results["foreign_coded_on"] = (f.metadata() or {}).get("coded_on", "?")
+        section(results, "foreign_streams", lambda: foreign_check(tensors))
+    if args.only_foreign:
+        print(json.dumps(results, indent=1, default=str))
+        return
 
     seq = torch.cat([dn, dn[:1].flip(-1)])  # 3 frames: date 1, date 2, date 1 mirrored
     for size in (int(v) for v in args.sizes.split(",")):
@@ -334,7 +414,13 @@ def main() -> None:
         r = results.get(f"speed_tec-tt-published_{size}", {})
         return f"{r['fps_encode']:.2f}/{r['fps_decode']:.2f}" if "fps_encode" in r else "n/a"
 
-    print(f"summary: image_cross_device_exact={image_exact} tt_cross_device_exact={tt_exact} "
+    foreign = results.get("foreign_streams", {})
+    machines = ""
+    if foreign and "error" not in foreign:
+        image_here = all(v == "same latents" for k, v in foreign.items() if not k.startswith("tec-tt"))
+        tt_here = all(v == "same latents" for k, v in foreign.items() if k.startswith("tec-tt"))
+        machines = f" image_cross_machine_exact={image_here} tt_cross_machine_exact={tt_here}"
+    print(f"summary: image_cross_device_exact={image_exact} tt_cross_device_exact={tt_exact}{machines} "
           f"tt_fps_256={fps(256)} tt_fps_1024={fps(1024)}")
 
 

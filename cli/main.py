@@ -147,6 +147,8 @@ def info(source: str, as_json: bool) -> None:
         f"size           {d['width']} x {d['height']} pixels, {d['bands']} bands, {d['dtype']}",
         f"model          {d['model']} (quality {d['quality']}, {d['kind']}, weights {d['weights_hash'][:12]})",
         f"normalisation  {d['normalization'] or 'custom'}",
+        *([f"coded on       {d['coder_platform']} (TEC-TT streams decode bit-exactly there)"]
+          if d.get("coder_platform") else []),
         f"bytes          {d['bytes']}",
         f"rate           {d['bpppb']:.4f} bits per pixel per band",
         f"crs            {crs}",

@@ -272,11 +272,17 @@ def _encode_header(
         raise InputError(f"tile size must be positive, got {tile_size}")
     tile_size = round_up(tile_size, multiple)
     to_hash = getattr(codec, "weights_hash", None)
+    kind = str(getattr(codec, "kind", None) or "image")
+    coded_on = ""
+    if kind == "temporal":
+        from terracodec.temporal.coding import coder_platform
+
+        coded_on = coder_platform()
     return StreamHeader(
         codec=CodecInfo(
             name=name, quality=quality, weights_hash=to_hash() if to_hash else "",
-            kind=str(getattr(codec, "kind", None) or "image"), bands=int(codec.bands),
-            band_names=model_bands, multiple=multiple,
+            kind=kind, bands=int(codec.bands), band_names=model_bands, multiple=multiple,
+            coder_platform=coded_on,
         ),
         normalization=normalization,
         grid=grid,
@@ -446,7 +452,7 @@ def _decode_tiles(
 
     wanted = {fi: k for k, fi in enumerate(frames)}
     for t in needed:
-        sequence = TileSequence(codec)
+        sequence = TileSequence(codec, header.codec.coder_platform)
         for fi in range(max(frames) + 1):
             if fi in wanted:
                 emit(wanted[fi], fi, t, sequence)
@@ -602,7 +608,7 @@ def decode_latents(
             if temporal:
                 from terracodec.temporal.tiles import TileSequence
 
-                sequence = TileSequence(codec)
+                sequence = TileSequence(codec, header.codec.coder_platform)
             for fi in range(max(selected) + 1) if temporal else selected:
                 record = reader.read_tile(fi, t.index)
                 if record.flags & FLAG_EXACT_ONLY:
@@ -664,6 +670,7 @@ def info(source: str | os.PathLike | bytes) -> dict:
                               if isinstance(header.normalization, dict) else None),
             "kind": header.codec.kind,
             "weights_hash": header.codec.weights_hash,
+            "coder_platform": header.codec.coder_platform or None,
             "band_names": header.codec.band_names,
             "bytes": size,
             "bpppb": 8.0 * size / (pixels * header.frame_count),

@@ -27,6 +27,9 @@ class CodecInfo:
     bands: int = 0
     band_names: list[str] | None = None
     multiple: int = 1
+    #: Temporal models: where the entropy parameters were computed (`terracodec.temporal.coding.
+    #: coder_platform`); a decoder names it when a stream fails to decode elsewhere. "" if unknown.
+    coder_platform: str = ""
 
 
 @dataclass

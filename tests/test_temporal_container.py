@@ -91,3 +91,32 @@ def test_decode_latents_of_an_image_stream() -> None:
     lat = terracodec.decode_latents(stream, frames=[1])
     assert lat.y_hat.shape[0] == 1 and lat.y_hat.shape[2:] == (5, 6)
     assert lat.features is None and np.isfinite(lat.y_hat).all()
+
+
+def test_stream_names_its_coder_platform_when_it_fails_elsewhere(model, monkeypatch) -> None:
+    """TT streams decode bit-exactly only on the platform that coded them (float32 entropy
+    parameters): the header records it, and a failure elsewhere says so in one line."""
+    import terracodec.temporal.tiles as tiles
+    from terracodec.errors import CorruptStreamError
+    from terracodec.temporal.coding import coder_platform
+    from terracodec.temporal.entropy_model import TemporalEntropyModel
+
+    stream = terracodec.encode(_stack(t=2, h=64, w=64), model=model, tile_size=64,
+                               band_names=["B02", "B03", "B04", "B08"])
+    assert terracodec.info(stream)["coder_platform"] == coder_platform()
+
+    # Another platform's float rounding, exaggerated: other predicted scales at decode.
+    step = TemporalEntropyModel.step
+
+    def other_rounding(self, previous, cache):
+        means, scales, features = step(self, previous, cache)
+        return means, scales + 2.0, features
+
+    monkeypatch.setattr(TemporalEntropyModel, "step", other_rounding)
+    with pytest.raises(CorruptStreamError) as same_platform:
+        terracodec.decode(stream, model=model)
+    assert "platform" not in str(same_platform.value)
+    monkeypatch.setattr(tiles, "coder_platform", lambda: "x86_64 OtherVendor AVX512 torch 9.9")
+    with pytest.raises(CorruptStreamError, match="this machine is 'x86_64 OtherVendor AVX512 torch 9.9'") as elsewhere:
+        terracodec.decode_latents(stream, model=model)
+    assert f"coded on '{coder_platform()}'" in str(elsewhere.value) and "\n" not in str(elsewhere.value)

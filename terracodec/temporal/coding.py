@@ -50,7 +50,9 @@ Determinism (the decoder must rebuild the encoder's table rows bit for bit):
   (`LocationScaleGaussianConditional.quantize_parameters`).
 
 Scope: this is bit-exactness on one platform (same CPU kind and BLAS). Float32 GEMMs on another
-CPU family or a GPU sum in another order, so a stream coded there may not decode here; making
+CPU family or a GPU sum in another order, so a stream coded there may not decode here (measured:
+AMD EPYC/AVX2 -> Intel Xeon/AVX512 failed; the container records `coder_platform()` and the
+error names it, `terracodec.temporal.tiles`); making
 the 225 M-parameter transformer exact everywhere needs fixed-point evaluation (as
 `terracodec.layers.fixedpoint` does for the image codecs' small parameter networks; float64
 integer GEMMs, roughly twice the cost). Not done. A model moved to a GPU therefore codes with a
@@ -62,6 +64,7 @@ Speed: a decoder step is ~100 small operations on a few rows; it runs as chunks 
 
 from __future__ import annotations
 
+import platform
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -125,6 +128,20 @@ def decode_symbols(model: LocationScaleGaussianConditional, data: bytes, rows: T
     """Inverse of `encode_symbols` (int32, shaped like `rows`, on the CPU)."""
     index, cdf, lengths, offsets = _subtable(model, rows)
     return rans_decode(expand_stream(data, rows.numel()), index, cdf, lengths, offsets).reshape(rows.shape)
+
+
+def coder_platform() -> str:
+    """What the TT's float32 entropy parameters depend on besides the weights: the CPU's vendor
+    and vector instruction set (the kernels the BLAS runs) and the torch build (its BLAS). Streams
+    decode bit-exactly where this is the same; measured: streams coded on an AMD EPYC (AVX2,
+    torch 2.13) did not decode on an Intel Xeon (AVX512, torch 2.11), docs/DESIGN.md section 5."""
+    vendor = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            vendor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), vendor)
+    except OSError:
+        pass
+    return f"{platform.machine()} {vendor} {torch.backends.cpu.get_cpu_capability()} torch {torch.__version__}"
 
 
 @contextmanager

@@ -13,16 +13,23 @@ the last frames that were coded, on the encoder and the decoder alike.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from torch import Tensor
 
+from terracodec.errors import CorruptStreamError
+from terracodec.temporal.coding import coder_platform
 from terracodec.temporal.model import TemporalCodec, TemporalState
 
 
 class TileSequence:
-    """The frames of one tile, coded (or decoded) one after the other."""
+    """The frames of one tile, coded (or decoded) one after the other. `coded_on`: the stream's
+    `codec.coder_platform`, named in the error when a frame fails to decode on another one."""
 
-    def __init__(self, codec: TemporalCodec) -> None:
+    def __init__(self, codec: TemporalCodec, coded_on: str = "") -> None:
         self.codec = codec
+        self.coded_on = coded_on
         self.bands = codec.bands
         self.multiple = codec.multiple
         self.state = TemporalState()
@@ -34,11 +41,29 @@ class TileSequence:
 
     def decode_tile(self, data: bytes, height: int, width: int) -> Tensor:
         """Reconstruction `[C, H, W]` of the next frame."""
-        x_hat, self.state = self.codec.decode_frames([data], height, width, self.state)
+        with self._platform_hint():
+            x_hat, self.state = self.codec.decode_frames([data], height, width, self.state)
         return x_hat[0]
 
     def decode_latents(self, data: bytes, height: int, width: int) -> dict[str, Tensor]:
         """Quantised latents and decoder features of the next frame (no synthesis): what a
         frame that is not wanted costs, since later frames depend on it."""
-        latents, self.state = self.codec.decode_latent_frames([data], height, width, self.state)
+        with self._platform_hint():
+            latents, self.state = self.codec.decode_latent_frames([data], height, width, self.state)
         return {k: v[0] for k, v in latents.items()}
+
+    @contextmanager
+    def _platform_hint(self) -> Iterator[None]:
+        """A frame that fails to decode on another platform than the one that coded it most
+        likely failed because of that (float32 entropy parameters): say so."""
+        try:
+            yield
+        except CorruptStreamError as exc:
+            here = coder_platform()
+            if not self.coded_on or self.coded_on == here:
+                raise
+            raise CorruptStreamError(
+                f"{exc}. This TEC-TT stream was coded on '{self.coded_on}', this machine is "
+                f"'{here}': TEC-TT streams decode bit-exactly only on the platform that coded "
+                "them (docs/DESIGN.md section 5)"
+            ) from None
