@@ -111,11 +111,8 @@ def foreign_check(tensors: dict) -> dict:
             for dev in ("cpu", DEVICE):
                 model = load_model(name, 3).to(dev)
                 model.update(force=True)
-                try:
-                    got = model.decode_latents_batch(streams, 256, 256)["y_hat"].cpu()
-                    out[f"{name} on {dev}"] = "same latents" if torch.equal(got, want) else "DIFFERENT latents"
-                except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                    out[f"{name} on {dev}"] = f"error: {type(exc).__name__}: {str(exc)[:80]}"
+                out[f"{name} on {dev}"] = _report(lambda: _image_latents(model, streams, 256, 256),
+                                                  lambda: [want])
         want = tensors["tec-tt-small.y_hat"]  # [T, B, C, h, w]
         flat = _unpack(tensors, "tec-tt-small")
         tiles = want.shape[1]
@@ -123,7 +120,8 @@ def foreign_check(tensors: dict) -> dict:
         for dev in ("cpu", DEVICE):
             model = load_model("tec-tt-small").to(dev)
             model.update(force=True)
-            out[f"tec-tt-small on {dev}"] = _decode_report(model, payloads, 256, 256, list(want))
+            out[f"tec-tt-small on {dev}"] = _report(lambda: _tt_latents(model, payloads, 256, 256),
+                                                    lambda: list(want))
     return out
 
 
@@ -190,38 +188,42 @@ def image_determinism(name: str, dn: torch.Tensor) -> dict:
         out = {"tiles": x.shape[0], "same_bytes": s_cpu == s_gpu, "bytes_cpu": sum(map(len, s_cpu)),
                "bytes_gpu": sum(map(len, s_gpu))}
 
-        def latents(model, streams):
-            try:
-                return [model.decode_latents(s, h, w)["y_hat"].cpu() for s in streams]
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                return f"error: {type(exc).__name__}: {str(exc)[:80]}"
-
-        def compare(got, want) -> str:
-            if isinstance(got, str) or isinstance(want, str):
-                return got if isinstance(got, str) else f"(reference {want})"
-            return "same latents" if all(torch.equal(a, b) for a, b in zip(got, want)) else "DIFFERENT latents"
-
-        out["cpu_stream_on_gpu"] = compare(latents(gpu, s_cpu), latents(cpu, s_cpu))
-        out["gpu_stream_on_cpu"] = compare(latents(cpu, s_gpu), latents(gpu, s_gpu))
+        out["cpu_stream_on_gpu"] = _report(lambda: _image_latents(gpu, s_cpu, h, w),
+                                           lambda: _image_latents(cpu, s_cpu, h, w))
+        out["gpu_stream_on_cpu"] = _report(lambda: _image_latents(cpu, s_gpu, h, w),
+                                           lambda: _image_latents(gpu, s_gpu, h, w))
         x_cpu = cpu.decode_tiles(s_cpu, h, w)
         x_gpu = gpu.decode_tiles(s_cpu, h, w).cpu()
         out["max_abs_x_hat_cpu_vs_gpu"] = float((x_cpu - x_gpu).abs().max())
     return out
 
 
-def _decode_report(model: Any, payloads, h: int, w: int, want: list[torch.Tensor], split: bool = False) -> str:
-    """Whether `model` decodes `payloads` (all tiles at once, or `split`: each tile as its own
-    sequence) to the latents `want`, raises, or decodes something else."""
+def _report(decode: Callable[[], list[torch.Tensor]], reference: Callable[[], list[torch.Tensor]]) -> str:
+    """Whether `decode()` gives the latents that `reference()` gives, raises, or gives others
+    (errors are reported, not raised: the other checks still run)."""
     try:
-        if split:
-            tiles = [model.decode_sequence_latents([[p[i]] for p in payloads], h, w) for i in range(len(payloads[0]))]
-            got = [torch.cat([tile[t] for tile in tiles]) for t in range(len(payloads))]
-        else:
-            got = model.decode_sequence_latents(payloads, h, w)
+        want = reference()
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+        return f"(reference error: {type(exc).__name__}: {str(exc)[:80]})"
+    try:
+        got = decode()
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         return f"error: {type(exc).__name__}: {str(exc)[:80]}"
     diff = sum(int((a != b).sum()) for a, b in zip(got, want))
     return "same latents" if diff == 0 else f"DIFFERENT latents ({diff} values)"
+
+
+def _image_latents(model: Any, streams: list[bytes], h: int, w: int) -> list[torch.Tensor]:
+    return [model.decode_latents_batch(streams, h, w)["y_hat"].cpu()]
+
+
+def _tt_latents(model: Any, payloads, h: int, w: int, split: bool = False) -> list[torch.Tensor]:
+    """Each frame's latents of `payloads` decoded as one batch of tiles, or (`split`) each tile as
+    its own sequence."""
+    if not split:
+        return model.decode_sequence_latents(payloads, h, w)
+    tiles = [model.decode_sequence_latents([[p[i]] for p in payloads], h, w) for i in range(len(payloads[0]))]
+    return [torch.cat([tile[t] for tile in tiles]) for t in range(len(payloads))]
 
 
 def tt_determinism(dn: torch.Tensor) -> dict:
@@ -239,27 +241,24 @@ def tt_determinism(dn: torch.Tensor) -> dict:
             "frames": x.shape[0], "tiles": x.shape[1],
             "same_bytes": p_cpu == p_gpu,
             "same_coded_latents": all(torch.equal(a, b) for a, b in zip(y_cpu, y_gpu)),
-            "gpu_stream_on_gpu": _decode_report(gpu, p_gpu, h, w, y_gpu),
-            "gpu_stream_on_gpu_tile_by_tile": _decode_report(gpu, p_gpu, h, w, y_gpu, split=True),
-            "cpu_stream_on_gpu": _decode_report(gpu, p_cpu, h, w, y_cpu),
-            "gpu_stream_on_cpu": _decode_report(cpu, p_gpu, h, w, y_gpu),
+            "gpu_stream_on_gpu": _report(lambda: _tt_latents(gpu, p_gpu, h, w), lambda: y_gpu),
+            "gpu_stream_on_gpu_tile_by_tile": _report(lambda: _tt_latents(gpu, p_gpu, h, w, split=True),
+                                                      lambda: y_gpu),
+            "cpu_stream_on_gpu": _report(lambda: _tt_latents(gpu, p_cpu, h, w), lambda: y_cpu),
+            "gpu_stream_on_cpu": _report(lambda: _tt_latents(cpu, p_gpu, h, w), lambda: y_gpu),
         }
 
 
 # ----------------------------------------------------------------------------- speed
 def published_tt(bands: int = 12, seed: int = 0) -> Any:
     """The published-size TEC-TT with seeded random weights, latents widened (see module doc)."""
-    from terracodec.temporal import PUBLISHED, TemporalCodec
     from terracodec.normalization import Normalization
+    from terracodec.temporal import PUBLISHED, TemporalCodec
+    from terracodec.testing import widen_random_tt
 
     torch.manual_seed(seed)
-    model = TemporalCodec(dict(PUBLISHED, bands=bands, normalization=Normalization.ssl4eo_l2a().to_config()))
-    with torch.no_grad():
-        last = [m for m in model.transform.analysis_transform.transforms if isinstance(m, torch.nn.Conv2d)][-1]
-        last.weight.mul_(12.0)
-        last.bias.mul_(12.0)
-        model.entropy_model.scale_head[-1].bias.add_(1.5)
-    return model.eval()
+    config = dict(PUBLISHED, bands=bands, normalization=Normalization.ssl4eo_l2a().to_config())
+    return widen_random_tt(TemporalCodec(config)).eval()
 
 
 def tt_speed(model: Any, x: torch.Tensor) -> dict:

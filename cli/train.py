@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS, normalize_band_name
 from terracodec.errors import InputError
+
+if TYPE_CHECKING:
+    from terracodec.models.base import ImageCodec
+    from terracodec.normalization import Normalization
 
 _PRESETS = {"L1C": S2_L1C_BANDS, "L2A": S2_L2A_BANDS}
 
@@ -58,6 +63,34 @@ def model_sizes(arch: str, channels: int, latent: int, text: str | None) -> dict
     return config
 
 
+def training_normalization(bands: tuple[str, ...], has_offset: bool) -> Normalization:
+    """The model's normalisation for training data with / without the S2 baseline offset."""
+    from terracodec.normalization import Normalization
+
+    norm = Normalization.default_for(len(bands))
+    if not has_offset and norm.name.startswith("ssl4eo"):
+        norm = norm.without_baseline_offset()
+    return norm
+
+
+def new_model(arch: str, channels: int, latent: int, arch_text: str | None, bands: tuple[str, ...],
+              norm: Normalization, lambdas: list[float], seed: int) -> ImageCodec:
+    """A freshly initialised model (seeded) whose config holds its bands, normalisation and
+    lambda (one) or lambdas (quality levels)."""
+    import torch
+
+    from terracodec.models.base import ImageCodec
+
+    config = dict(model_sizes(arch, channels, latent, arch_text), bands=len(bands), band_names=list(bands),
+                  normalization=norm.to_config())
+    if len(lambdas) > 1:
+        config["lambdas"] = lambdas
+    else:
+        config["lambda"] = lambdas[0]
+    torch.manual_seed(seed)
+    return ImageCodec.from_config(config)
+
+
 @click.command("train")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for checkpoints and the log.")
@@ -98,7 +131,6 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
     _20m/_60m) are resampled to the 10 m grid. Writes OUT/model.safetensors + model.json.
     """
-    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from terracodec.models.base import ImageCodec
@@ -118,21 +150,12 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         scenes = load_sequences(inputs, bands, min_frames=max(2, frames))
     else:
         scenes = load_scenes(inputs, bands)
-    norm = Normalization.default_for(len(bands))
-    if not has_offset and norm.name.startswith("ssl4eo"):
-        norm = norm.without_baseline_offset()
+    norm = training_normalization(bands, has_offset)
     if resume:
         model = ImageCodec.from_pretrained(str(out / "model"))
         norm = Normalization.from_config(model.config["normalization"])
     else:
-        sizes = model_sizes(arch, n, m, arch_text)
-        config = dict(sizes, bands=len(bands), band_names=list(bands), normalization=norm.to_config())
-        if len(lambdas) > 1:
-            config["lambdas"] = lambdas
-        else:
-            config["lambda"] = lambdas[0]
-        torch.manual_seed(seed)
-        model = ImageCodec.from_config(config)
+        model = new_model(arch, n, m, arch_text, bands, norm, lambdas, seed)
         if init_path:
             from terracodec.training.warm_start import warm_start
 

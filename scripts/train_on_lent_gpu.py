@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +77,11 @@ def pack(out: Path, inputs: list[str], step: int) -> None:
 
 
 def unpack(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Sequences `[T, C, H, W]` int32 DN on the finest grid, as `load_sequences` returns them."""
+    """Sequences `[T, C, H, W]` int32 DN on the finest grid, as `load_sequences` returns them
+    (call `_stub_rasterio` first where rasterio is missing)."""
+    from terracodec.training.data import on_finest_grid
+    from terracodec.training.sequences import common_extent
+
     data = np.load(path)
     meta = json.loads(bytes(data["meta"]).decode())
     bands, step = meta["bands"], meta["step"]
@@ -92,20 +95,8 @@ def unpack(path: Path) -> tuple[list[np.ndarray], list[str]]:
                 q = np.cumsum(delta.reshape(f["shape"]).astype(np.int32), axis=2) * step
                 for name, band in zip(f["bands"], q):
                     found.setdefault(name, band)
-            height = max(b.shape[0] for b in found.values())
-            width = max(b.shape[1] for b in found.values())
-            out = np.empty((len(bands), height, width), dtype=np.int32)
-            for c, name in enumerate(bands):
-                band = found[name]
-                if band.shape != (height, width):  # as terracodec.training.data.read_scene
-                    t = torch.from_numpy(band.astype(np.float32))[None, None]
-                    t = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
-                    band = t[0, 0].round().numpy().astype(np.int32)
-                out[c] = band
-            decoded.append(out)
-        h = min(f.shape[1] for f in decoded)
-        w = min(f.shape[2] for f in decoded)
-        sequences.append(np.stack([f[:, :h, :w] for f in decoded]))
+            decoded.append(on_finest_grid(found, bands))
+        sequences.append(common_extent(decoded))
     return sequences, bands
 
 
@@ -159,16 +150,19 @@ def prefetch(samplers, batch_size: int, depth: int = 8):
 
 
 def build_model(config_text: str, bands: list[str], lmbda: float, seed: int):
-    from terracodec.models.base import ImageCodec
-    from terracodec.normalization import Normalization
+    """The model and normalisation `tec train --arch tec-tt --arch-config TEXT` builds (OSCD
+    predates the baseline offset)."""
+    from terracodec.cli.train import new_model, training_normalization
 
-    from terracodec.cli.train import model_sizes as sizes_of
+    norm = training_normalization(tuple(bands), has_offset=False)
+    return new_model("tec-tt", 64, 64, config_text, tuple(bands), norm, [lmbda], seed), norm
 
-    norm = Normalization.default_for(len(bands)).without_baseline_offset()  # OSCD: before 04.00
-    config = dict(sizes_of("tec-tt", 64, 64, config_text), bands=len(bands), band_names=list(bands),
-                  normalization=norm.to_config(), **{"lambda": lmbda})
-    torch.manual_seed(seed)
-    return ImageCodec.from_config(config), norm
+
+def _fast_gpu_settings() -> None:
+    """TF32 matrix products and cuDNN autotuning: training only (coding never runs here)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
 
 
 def train_main(args) -> None:
@@ -176,9 +170,7 @@ def train_main(args) -> None:
     from terracodec.training.loop import TrainConfig, train
     from terracodec.training.sequences import SequenceSampler
 
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True
+    _fast_gpu_settings()
     t0 = time.perf_counter()
     sequences, bands = unpack(args.pack)
     print(f"unpacked {len(sequences)} sequences in {time.perf_counter() - t0:.1f} s: "
@@ -206,31 +198,25 @@ def train_main(args) -> None:
 
 
 def probe_main(args) -> None:
-    """Seconds per training step of a configuration on random data (no data needed)."""
-    _stub_rasterio()
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True
-    from terracodec.bands import S2_L1C_BANDS
-    from terracodec.training.loop import rate_distortion
+    """Seconds per step of `train()` for a configuration, on random data (no data needed)."""
+    import tempfile
 
+    _stub_rasterio()
+    _fast_gpu_settings()
+    from terracodec.bands import S2_L1C_BANDS
+    from terracodec.training.loop import TrainConfig, train
+
+    warm = 3  # the first steps pay kernel selection and autotuning
     for batch in args.batch_sizes:
         model, _ = build_model(args.arch_config, list(S2_L1C_BANDS), args.lmbda, 0)
-        model.to(args.device).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        x = torch.randn(batch, args.frames, 13, args.crop, args.crop, device=args.device)
-        times = []
-        for i in range(args.probe_steps):
-            t = time.perf_counter()
-            out = model(x)
-            rate, mse = rate_distortion(out, x)
-            loss = rate + args.lmbda * mse
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss.item()
-            times.append(time.perf_counter() - t)
-        step = float(np.median(times[3:]))
+        x = torch.randn(batch, args.frames, 13, args.crop, args.crop)
+        cfg = TrainConfig(lmbda=args.lmbda, steps=args.probe_steps, batch_size=batch, warmup_steps=1,
+                          log_every=warm, checkpoint_every=10**9)
+        with tempfile.TemporaryDirectory() as tmp:
+            state = train(model, iter(lambda: x, None), cfg, Path(tmp), save=lambda m, s: None,
+                          device=args.device)
+        first, last = state.history[0], state.history[-1]
+        step = (last["seconds"] - first["seconds"]) / (last["step"] - first["step"])
         print(f"probe batch {batch}: {step * 1000:.1f} ms/step, {batch / step:.0f} sequences/s", flush=True)
 
 

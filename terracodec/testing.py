@@ -1,4 +1,5 @@
-"""Support for parity tests and benchmarks against CompressAI (the dev extra).
+"""Support for tests and benchmarks: CompressAI for parity checks (the dev extra), and TEC-TT
+models with random weights that still code realistically.
 
 CompressAI imports torchvision, whose PyPI wheel cannot load its C ops beside the CPU build of
 torch. CompressAI's entropy models, coders and layers never use torchvision, so when the real
@@ -11,6 +12,7 @@ import importlib
 import sys
 import types
 from types import ModuleType
+from typing import Any
 
 
 def import_compressai() -> ModuleType:
@@ -27,3 +29,19 @@ def import_compressai() -> ModuleType:
         sys.modules["torchvision"] = stub
         sys.modules["torchvision.transforms"] = stub.transforms
     return importlib.import_module("compressai")
+
+
+def widen_random_tt(model: Any, gain: float = 12.0, scale_bias: float = 1.5) -> Any:
+    """A randomly initialised TEC-TT made to code like a trained one, in place: random init gives
+    latents |y| << 1 (all zeros once rounded), so the last analysis convolution is scaled by
+    `gain` (a trained model's latents span several integers), and the scale head's bias is
+    lifted by `scale_bias` (predicted scales near the latents' spread; otherwise most residuals
+    escape the tables). The reference-side twin is in tests/fixtures/make_tt_fixtures.py."""
+    import torch
+
+    with torch.no_grad():
+        convs = [m for m in model.transform.analysis_transform.transforms if isinstance(m, torch.nn.Conv2d)]
+        convs[-1].weight.mul_(gain)
+        convs[-1].bias.mul_(gain)
+        model.entropy_model.scale_head[-1].bias.add_(scale_bias)
+    return model

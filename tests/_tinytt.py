@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from terracodec.temporal import TemporalCodec
+from terracodec.testing import widen_random_tt
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +27,7 @@ TINY = {
 
 def tiny_tt(seed: int = 0, gain: float = 12.0, scale_bias: float = 1.5, **overrides) -> TemporalCodec:
     torch.manual_seed(seed)
-    model = TemporalCodec(dict(TINY, **overrides))
-    with torch.no_grad():
-        last = [m for m in model.transform.analysis_transform.transforms if isinstance(m, torch.nn.Conv2d)][-1]
-        last.weight.mul_(gain)
-        last.bias.mul_(gain)
-        model.entropy_model.scale_head[-1].bias.add_(scale_bias)
+    model = widen_random_tt(TemporalCodec(dict(TINY, **overrides)), gain, scale_bias)
     model.update()
     return model.eval()
 

@@ -146,10 +146,10 @@ def coder_platform() -> str:
 
 @contextmanager
 def _threads_for_rows(rows: int) -> Iterator[None]:
-    """One intra-op thread while the steps are small (fewer than `SERIAL_ROWS` rows): each step is
-    ~100 small operations whose parallel regions cost more than they save (and, on a busy
-    machine, wait for a time slice per region: 10x slower measured on a shared 2-core host).
-    Results do not depend on the thread count (tested), so this only changes speed."""
+    """One intra-op thread while the encoder's parameter quantisation is small (fewer than
+    `SERIAL_ROWS` windows): its many small elementwise operations' parallel regions cost more than
+    they save (and, on a busy machine, wait for a time slice per region: 10x slower measured on a
+    shared 2-core host). That arithmetic is exact, so this only changes speed."""
     old = torch.get_num_threads()
     if rows >= SERIAL_ROWS or old == 1:
         yield
@@ -267,7 +267,7 @@ def encode_frame(
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
     tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
     means, scales, features = _predict_window_chunks(model, tokens, context)
-    with _threads_for_rows(windows.shape[0] if y.device.type == "cpu" else SERIAL_ROWS):
+    with _threads_for_rows(windows.shape[0]):  # the coder runs on the CPU (TemporalCodec._coder)
         symbols, rows, centres = model.bottleneck.quantize_parameters(windows, scales, means)
         coded = (symbols.to(torch.int64) + centres.to(torch.int64)).to(y.dtype)
         if torch.equal(coded, tokens):

@@ -82,23 +82,29 @@ def load_scenes(inputs: Sequence[str | Path], bands: Sequence[str]) -> list[np.n
 def read_scene(paths: Sequence[Path], bands: Sequence[str]) -> np.ndarray | None:
     """Read `bands` (S2 names) of one scene as int32 DN on the finest grid, [C, H, W]; None when
     the files hold none of them."""
-    found: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}
+    found: dict[str, np.ndarray] = {}
     for path in paths:
         with _open(path) as ds:
             for i, name in enumerate(band_names(ds), start=1):
                 if name in bands and name not in found:
-                    found[name] = (ds.read(i).astype(np.int32), ds.shape)
+                    found[name] = ds.read(i).astype(np.int32)
     if not found:
         return None
     missing = [b for b in bands if b not in found]
     if missing:
         raise InputError(f"scene {paths[0]} lacks bands {','.join(missing)}")
-    height = max(shape[0] for _, shape in found.values())
-    width = max(shape[1] for _, shape in found.values())
+    return on_finest_grid(found, bands)
+
+
+def on_finest_grid(found: dict[str, np.ndarray], bands: Sequence[str]) -> np.ndarray:
+    """Bands `[H, W]` of one scene at their native resolutions -> int32 `[C, H, W]` in `bands`
+    order on the finest grid (coarser bands resampled bilinearly and rounded)."""
+    height = max(b.shape[0] for b in found.values())
+    width = max(b.shape[1] for b in found.values())
     out = np.empty((len(bands), height, width), dtype=np.int32)
     for c, name in enumerate(bands):
-        band, (h, w) = found[name]
-        if (h, w) != (height, width):
+        band = found[name]
+        if band.shape != (height, width):
             t = torch.from_numpy(band.astype(np.float32))[None, None]
             t = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
             band = t[0, 0].round().numpy().astype(np.int32)

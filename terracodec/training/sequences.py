@@ -64,9 +64,7 @@ def load_sequences(
         if len(frames) < min_frames:
             single.append(scenes[0][0].parent.name)
             continue
-        h = min(f.shape[1] for f in frames)
-        w = min(f.shape[2] for f in frames)
-        sequences.append(np.stack([f[:, :h, :w] for f in frames]))
+        sequences.append(common_extent(frames))
     if not sequences:
         where = ", ".join(map(str, inputs))
         detail = f" (single-date: {', '.join(single)})" if single else ""
@@ -75,6 +73,13 @@ def load_sequences(
             f"{','.join(bands)}; none under {where}{detail}"
         )
     return sequences
+
+
+def common_extent(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Co-registered dates `[C, H_i, W_i]` cut to their common top-left extent: `[T, C, H, W]`."""
+    h = min(f.shape[1] for f in frames)
+    w = min(f.shape[2] for f in frames)
+    return np.stack([f[:, :h, :w] for f in frames])
 
 
 @dataclass
