@@ -24,7 +24,7 @@ Writes benchmarks/results/tt_speed_threads<N>.{json,md}; the last printed line i
 later_frames_decode_speedup=<x>` (the last two: the slowest frame >= 1 against the reference's
 per-frame average). On a shared machine, compare at a fixed `--threads` (both sides use it):
 the reference's intra-op parallel regions wait for a busy second core; ours run chunks of
-windows on that many threads (`terracodec.temporal.parallel`).
+windows on that many threads (`terracodec.parallel`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`tec`: encode GeoTIFF stacks to `.tec`, decode them back, inspect streams, list models, train.
 
 Each command is a thin layer over `terracodec.api`; errors come out as one line on stderr.
+Commands import what they need when they run: `tec --help` and `tec info` never load torch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import click
 
 import terracodec
-from terracodec import api
+from terracodec.api.args import DEFAULT_MODEL, DEFAULT_TILE_SIZE
 from terracodec.cli.errors import ErrorHandlingGroup
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
@@ -53,6 +54,38 @@ def _baseline_offset(text: str) -> str | bool:
         raise InputError(f"--baseline-offset must be auto, yes or no, got {text!r}") from None
 
 
+def _scale(text: str) -> str | float:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--scale must be auto or a positive number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise InputError(f"--scale must be auto or a positive number, got {text!r}")
+    return value
+
+
+def _names(text: str | None, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [v.strip() for v in text.split(",")]
+    if not all(names):
+        raise InputError(f"{what} takes comma-separated names, got {text!r}")
+    return names
+
+
+def _frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
+    """Each INPUT is a frame; each --frame FILE,FILE,... is a frame of several files."""
+    if inputs and frame_groups:
+        raise InputError("give frames either as INPUTS or with --frame, not both")
+    if frame_groups:
+        return [[p for p in group.split(",") if p] for group in frame_groups]
+    if not inputs:
+        raise InputError("no input files given (INPUTS or --frame FILE,FILE,...)")
+    return list(inputs)
+
+
 def _jsonable(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as strings."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -71,28 +104,44 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="Output .tec file.")
-@click.option("--model", default=api.DEFAULT_MODEL, show_default=True, help="Model name (see `tec models`).")
+@click.option("--frame", "frame_groups", multiple=True, metavar="FILE,FILE,...",
+              help="One frame from several files of one date at different resolutions (e.g. "
+                   "img1_10m.tif,img1_20m.tif,img1_60m.tif), resampled onto the finest grid; "
+                   "repeat in time order. Decoding gives the frame on that grid.")
+@click.option("--bands", "bands_text", default=None, metavar="B01,B02,...",
+              help="Names of the input's bands, by position (for files that do not name them).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model name (see `tec models`).")
 @click.option("--quality", default=None, help="Quality level (see `tec models`); default: the model's.")
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
-@click.option("--tile-size", default=api.DEFAULT_TILE_SIZE, show_default=True, help="Tile side in pixels.")
+@click.option("--tile-size", default=DEFAULT_TILE_SIZE, show_default=True,
+              help="Tile side in pixels (at most 1024).")
 @click.option("--device", default=None, help="Torch device for the model (cpu, cuda, ...); default cpu.")
 @click.option("--baseline-offset", "baseline_offset", default="auto", show_default=True,
               metavar="[auto|yes|no]",
               help="Do the inputs carry Sentinel-2's +1000 DN offset (processing baseline 04.00+, "
                    "2022 on)? auto: detect per frame (tags, B10 pixels, date); yes/no: force it. "
                    "The model's normalisation is shifted to match; decoded DN are unchanged.")
+@click.option("--scale", "scale_text", default="auto", show_default=True, metavar="[auto|FACTOR]",
+              help="Factor from the input's values to Sentinel-2 DN. auto: float reflectance "
+                   "(0..1) is coded as DN = 10000 x value and decoded back; data that cannot be "
+                   "DN (8-bit) is refused.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never an input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
-def encode(inputs: tuple[str, ...], output: str, model: str, quality: str | None,
-           weights: str | None, tile_size: int, device: str | None, baseline_offset: str,
-           quiet: bool) -> None:
+def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], bands_text: str | None,
+           model: str, quality: str | None, weights: str | None, tile_size: int, device: str | None,
+           baseline_offset: str, scale_text: str, overwrite: bool, quiet: bool) -> None:
     """Encode INPUTS (one multi-band GeoTIFF, or several frames on one grid, in time order)."""
+    from terracodec.api.encoding import encode as api_encode
+
     offset_mode = _baseline_offset(baseline_offset)
+    frames = _frames_of(inputs, frame_groups)
     with progress_bar("encoding", not quiet) as progress:
-        result = api.encode(list(inputs), output, model=model, quality=_quality(quality),
+        result = api_encode(frames, output, model=model, quality=_quality(quality),
                             weights=weights, tile_size=tile_size, device=device, progress=progress,
-                            baseline_offset=offset_mode)
+                            baseline_offset=offset_mode, scale=_scale(scale_text),
+                            band_names=_names(bands_text, "--bands"), overwrite=overwrite)
     if not quiet:
         click.echo(
             f"wrote {output}: {result['frames']} frame(s) of {result['width']}x{result['height']}"
@@ -117,15 +166,18 @@ def encode(inputs: tuple[str, ...], output: str, model: str, quality: str | None
 @click.option("--frames", default=None, help="Frame indices to decode, e.g. 0,2.")
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
 @click.option("--device", default=None, help="Torch device for the model (cpu, cuda, ...); default cpu.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files (never SOURCE).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def decode(source: str, output: str, cog: bool, window: str | None, frames: str | None,
-           weights: str | None, device: str | None, quiet: bool) -> None:
+           weights: str | None, device: str | None, overwrite: bool, quiet: bool) -> None:
     """Decode SOURCE (.tec) into GeoTIFF(s)."""
+    from terracodec.api.decoding import decode as api_decode
+
     win = _int_list(window, "--window", 4)
     sel = _int_list(frames, "--frames")
     with progress_bar("decoding", not quiet) as progress:
-        paths = api.decode(source, output, frames=sel, window=win, cog=cog, weights=weights,
-                           device=device, progress=progress)
+        paths = api_decode(source, output, frames=sel, window=win, cog=cog, weights=weights,
+                           device=device, progress=progress, overwrite=overwrite)
     if not quiet:
         for p in paths:
             click.echo(f"wrote {p}")
@@ -136,7 +188,9 @@ def decode(source: str, output: str, cog: bool, window: str | None, frames: str 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(source: str, as_json: bool) -> None:
     """Describe the stream SOURCE (.tec)."""
-    d = api.info(source)
+    from terracodec.api.describe import info as api_info
+
+    d = api_info(source)
     if as_json:
         click.echo(json.dumps(_jsonable(d), indent=2))
         return
@@ -153,11 +207,14 @@ def info(source: str, as_json: bool) -> None:
         f"rate           {d['bpppb']:.4f} bits per pixel per band",
         f"crs            {crs}",
         f"transform      {', '.join(repr(v) for v in d['transform'])}",
+        *([f"gcps           {d['gcps']} ground control points"] if d.get("gcps") else []),
         f"tiles          {d['tiles_per_frame']} per frame, {d['tile_size']} px",
         "per frame:",
     ]
     for f in d["frame_info"]:
         shift = f"  normalisation means {f['dn_offset']:+g} DN" if f["dn_offset"] else ""
+        if f.get("dn_scale", 1) != 1:
+            shift += f"  coded as DN = {f['dn_scale']:g} x value"
         lines.append(
             f"  {f['index']:>3}  {f['name']}  {f['timestamp'] or '-'}  {f['bytes']} bytes  "
             f"{f['bpppb']:.4f} bpppb{shift}"
@@ -169,7 +226,9 @@ def info(source: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
     """List the available models and the --quality values they accept."""
-    table = api.models()
+    from terracodec.api.resolve import models as api_models
+
+    table = api_models()
     if as_json:
         click.echo(json.dumps(_jsonable(table), indent=2))
         return

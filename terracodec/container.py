@@ -16,7 +16,8 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from terracodec.errors import CorruptStreamError
+from terracodec import limits
+from terracodec.errors import CorruptStreamError, InputError
 
 MAGIC = b"\x89TEC\r\n\x1a\n"
 #: 1.0: the header is plain UTF-8 JSON.
@@ -27,15 +28,19 @@ DN_OFFSET_MAJOR = 2
 #: 2.0 with the JSON header zlib-compressed (RFC 1950): a header is 40-75 % of a small chip's
 #: file, and compressing it halves it (docs/FORMAT.md, Versioning). What this writer writes.
 ZLIB_HEADER_MAJOR = 3
+#: 3.0 plus a per-frame `dn_scale` (reflectance coded as DN) that a reader must apply: written
+#: only for files with such a frame, so that a 3.x reader refuses exactly those.
+DN_SCALE_MAJOR = 4
 FORMAT_MAJOR = ZLIB_HEADER_MAJOR
 FORMAT_MINOR = 0
 #: Majors this reader knows.
-READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR)
+READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
 _TRAILER = struct.Struct("<QI")         # payload_end, index_crc32
-MAX_HEADER_BYTES = 64 << 20
+#: Largest header, as stored and as inflated JSON (`terracodec.limits`).
+MAX_HEADER_BYTES = limits.MAX_HEADER_JSON
 
 #: Index flag: the tile has no model payload (every pixel is stored exactly in its patch).
 FLAG_EXACT_ONLY = 1
@@ -89,6 +94,10 @@ def _inflate_header(data: bytes) -> bytes:
     return out
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid in a .tec header (FORMAT.md: numbers are finite)")
+
+
 class ContainerWriter:
     """Streams a `.tec` file into a seekable binary file object.
 
@@ -102,9 +111,18 @@ class ContainerWriter:
             raise ValueError(f"cannot write .tec format major {major}")
         self._f = fileobj
         self._frames, self._tiles = frames, tiles
-        header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        try:
+            header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":"),
+                                      allow_nan=False).encode("utf-8")
+        except ValueError as exc:  # NaN or infinity: FORMAT.md forbids the literals
+            raise InputError(f"cannot write a .tec header: {exc}") from None
         if len(header_bytes) > MAX_HEADER_BYTES:
-            raise ValueError("header too large")
+            raise InputError(
+                f"cannot write a .tec header of {len(header_bytes)} bytes (at most {MAX_HEADER_BYTES}): "
+                "too much metadata (tags) per frame"
+            )
+        if not 0 <= frames * tiles <= limits.MAX_ENTRIES:
+            raise InputError(f"cannot write {frames} x {tiles} tiles (at most {limits.MAX_ENTRIES})")
         if major >= ZLIB_HEADER_MAJOR:
             header_bytes = zlib.compress(header_bytes, 9)
         count = frames * tiles
@@ -193,15 +211,19 @@ class ContainerReader:
         self.version = (major, minor)
         if header_len > MAX_HEADER_BYTES:
             raise CorruptStreamError("corrupt .tec file: header length is implausible")
+        if count > limits.MAX_ENTRIES:
+            raise CorruptStreamError("corrupt .tec file: tile count is implausible")
         header_bytes = self._read_exact(_PREAMBLE.size, header_len, "header")
         if _crc(pre[:-4], header_bytes) != header_crc:
             raise CorruptStreamError("corrupt .tec file: header checksum mismatch")
         if major >= ZLIB_HEADER_MAJOR:
             header_bytes = _inflate_header(header_bytes)
         try:
-            self.header = json.loads(header_bytes.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.header = json.loads(header_bytes.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptStreamError(f"corrupt .tec file: header is not JSON ({exc})") from None
+        except RecursionError:
+            raise CorruptStreamError("corrupt .tec file: header nests too deeply") from None
         if not isinstance(self.header, dict):
             raise CorruptStreamError("corrupt .tec file: header is not a JSON object")
         index_pos = _PREAMBLE.size + header_len

@@ -15,3 +15,8 @@ class InputError(TerracodecError):
 
 class ModelError(TerracodecError):
     """A model name, quality or weights file is unknown or incompatible."""
+
+
+class TerracodecWarning(UserWarning):
+    """Something the caller should know, though the result is valid (the CLI prints
+    `warning: <message>`)."""

@@ -74,11 +74,17 @@ def decode_patch(patch: bytes, shape: tuple[int, ...], dtype: np.dtype) -> tuple
     n = int(np.prod(shape))
     if not patch:
         return np.zeros(shape, bool), np.zeros(0, dtype)
+    nbits = (n + 7) // 8
+    limit = nbits + n * np.dtype(dtype).itemsize  # every element exact: the largest real patch
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(patch)
+        raw = inflater.decompress(patch, limit)
     except zlib.error as exc:
         raise CorruptStreamError(f"corrupt .tec file: exact-pixel patch does not inflate ({exc})") from None
-    nbits = (n + 7) // 8
+    if inflater.unconsumed_tail:
+        raise CorruptStreamError("corrupt .tec file: exact-pixel patch inflates beyond its tile's size")
+    if not inflater.eof or inflater.unused_data:
+        raise CorruptStreamError("corrupt .tec file: exact-pixel patch is not one complete zlib stream")
     if len(raw) < nbits:
         raise CorruptStreamError("corrupt .tec file: exact-pixel patch is too short")
     mask = np.unpackbits(np.frombuffer(raw, np.uint8, nbits), count=n, bitorder="big").astype(bool)

@@ -1,10 +1,11 @@
 """DN <-> normalised float: per-band standardisation with SSL4EO-S12 statistics.
 
 TerraCodec v1 models were trained on SSL4EO-S12 v1.1 standardised per band,
-`x = (DN - mean) / std`. The reference package does not ship the statistics, so they are
-recorded here, as published with the dataset (SSL4EO-S12 v1.1, `embed2scale/SSL4EO-S12-v1.1`
+`x = (DN - mean) / std`. The statistics are recorded here as published with the dataset (SSL4EO-S12 v1.1, `embed2scale/SSL4EO-S12-v1.1`
 on Hugging Face; Blumenstiel et al. 2025) and reused verbatim in the embed2scale / TerraMind
-training code (`S2L1C_MEAN`, `S2L1C_STD`, `S2L2A_MEAN`, `S2L2A_STD`). Band orders:
+training code (`S2L1C_MEAN`, `S2L1C_STD`, `S2L2A_MEAN`, `S2L2A_STD`). Those means include the
++1000 DN baseline offset; the reference package's README gives the same statistics with means
+1000 DN lower, which is what its checkpoints expect (`Normalization.terracodec_v1`). Band orders:
 
 * L1C, 13 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12
 * L2A, 12 bands: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12
@@ -121,9 +122,28 @@ class Normalization:
             tuple(m + offset for m in self.mean), self.std, f"{self.name}{offset:+g}dn"
         )
 
+    def scaled(self, factor: float) -> "Normalization":
+        """The same statistics for values that are DN / `factor` (reflectance 0..1 with factor
+        10000): `(v - mean / f) / (std / f) = (f v - mean) / std`."""
+        if factor == 1:
+            return self
+        return Normalization(
+            tuple(m / factor for m in self.mean), tuple(s / factor for s in self.std),
+            f"{self.name}/{factor:g}",
+        )
+
     @classmethod
     def ssl4eo_l2a(cls) -> "Normalization":
         return cls(S2_L2A_MEAN, S2_L2A_STD, "ssl4eo-s12-l2a")
+
+    @classmethod
+    def terracodec_v1(cls, bands: int) -> "Normalization":
+        """What TerraCodec v1 checkpoints expect: the reference package (terracodec 0.3.1,
+        README "Normalization") standardises with SSL4EO-S12 v1.1 means 1000 DN lower than
+        those published with the dataset (B01 L2A: 793.243, not 1793.243), i.e. data without
+        the baseline offset; 12 bands: L2A, 13: L1C, otherwise identity."""
+        base = cls.default_for(bands)
+        return base.without_baseline_offset() if base.name.startswith("ssl4eo-s12") else base
 
     @classmethod
     def default_for(cls, bands: int) -> "Normalization":

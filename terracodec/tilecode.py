@@ -3,12 +3,14 @@
 Encode: mark the elements that must stay exact (nodata, out of range, non-finite), give the
 model a benign stand-in there (the normalisation mean for holes, the range limit for clipped
 values), pad, run the model, and keep the exact elements in the tile's patch. Decode reverses
-it: model output, crop, denormalise on the CPU (bit-exact everywhere), round, clip, patch.
+it: model output, crop, denormalise on the CPU (bit-exact everywhere), round, clip, move valid
+pixels off the nodata value (a lossy value that happens to equal nodata would read as a hole),
+patch.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -69,6 +71,7 @@ def decode_tile(
     norm: Normalizer,
     dtype: np.dtype,
     valid_range: tuple[float, float],
+    nodata: float | None = None,
 ) -> np.ndarray:
     """The [C, h, w] pixels (model band order, `dtype`) of a tile record."""
     shape = (model.bands, tile.height, tile.width)
@@ -82,7 +85,44 @@ def decode_tile(
         y = model.decode_tile(record.code, tile.padded_height, tile.padded_width)
         y = y.detach().to("cpu", torch.float32)[:, : tile.height, : tile.width]
     values = np.asarray(norm.denormalize(y.numpy()))  # float64, on the CPU
-    return apply_patch(to_dtype(values, dtype, valid_range), mask, exact)
+    out = to_dtype(values, dtype, valid_range)
+    if nodata is not None:
+        avoid_nodata(out, values, ~mask, nodata, valid_range)
+    return apply_patch(out, mask, exact)
+
+
+def decode_tile_latents(record: TileRecord, tile: Tile, model: Any) -> dict | None:
+    """The quantised latents of a tile record (no synthesis); None for an exact-only tile."""
+    if record.flags & FLAG_EXACT_ONLY:
+        return None
+    with torch.inference_mode():
+        return model.decode_latents(record.code, tile.padded_height, tile.padded_width)
+
+
+def avoid_nodata(out: np.ndarray, values: np.ndarray, valid: np.ndarray, nodata: float,
+                 valid_range: tuple[float, float]) -> None:
+    """Move decoded valid pixels that equal `nodata` to the next value on the side of the
+    model's own value (nodata 0, decoded 0.4: 1), inside the dtype and `valid_range`."""
+    if np.isnan(nodata):
+        return  # decoded pixels are finite
+    hits = valid & (out == nodata)
+    if not hits.any():
+        return
+    dtype = out.dtype
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(valid_range[0], info.min), min(valid_range[1], info.max)
+        up, down = nodata + 1, nodata - 1
+    else:
+        lo, hi = valid_range
+        up = float(np.nextafter(dtype.type(nodata), dtype.type(np.inf)))
+        down = float(np.nextafter(dtype.type(nodata), dtype.type(-np.inf)))
+    go_up = values[hits] >= nodata
+    if up > hi:
+        go_up[:] = False
+    if down < lo:
+        go_up[:] = True
+    out[hits] = np.where(go_up, up, down).astype(dtype)
 
 
 def to_dtype(values: np.ndarray, dtype: np.dtype, valid_range: tuple[float, float]) -> np.ndarray:

@@ -189,7 +189,7 @@ def test_real_model_decode_does_not_depend_on_thread_count():
     pytest.importorskip("terracodec.models.registry")
     from pathlib import Path
 
-    sample = sorted((Path(api.__file__).parent / "data" / "sample").glob("*.tif"))[:2]
+    sample = sorted((Path(terracodec.__file__).parent / "data" / "sample").glob("*.tif"))[:2]
     blob = api.encode(sample, model="tec-fp-tiny", tile_size=64)
     before = torch.get_num_threads()
     try:

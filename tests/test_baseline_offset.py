@@ -26,7 +26,9 @@ from terracodec.errors import InputError
 from terracodec.io.baseline import (
     b10_median, has_baseline_offset, offset_from_date, offset_from_tags, parse_baseline,
 )
-from terracodec.io.raster import ArrayStack, FrameMeta, read_stack
+from terracodec.io.arrays import ArrayStack
+from terracodec.io.meta import FrameMeta
+from terracodec.io.raster import read_stack
 from terracodec.normalization import BASELINE_OFFSET, Normalization, baseline_shift
 
 #: MANIFEST.md, terramind_examples/S2L1C: B10 ~ 1004-1070 (offset) or ~ 8-60 (none).
@@ -261,7 +263,7 @@ def test_cli_baseline_offset_option_and_info(sample_pair, tmp_path):
     r = tec("info", out)
     assert r.exit_code == 0 and "normalisation means +1000 DN" in r.stdout
     assert "ssl4eo-s12-l1c-no-offset" in r.stdout
-    r = tec("encode", offset[0], "-o", out, "--baseline-offset", "no")
+    r = tec("encode", offset[0], "-o", out, "--baseline-offset", "no", "--overwrite")
     assert r.exit_code == 0 and "baseline offset" not in r.stdout
     assert api.info(out)["frame_info"][0]["dn_offset"] == 0
 

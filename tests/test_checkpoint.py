@@ -86,7 +86,7 @@ def test_v1_checkpoint_sizes_are_inferred(tmp_path: Path, arch: str, bands: int)
     assert {k: loaded.config[k] for k in expected} == expected
     assert loaded.config["name"] == "v1" and loaded.config["quality"] == 3
     assert loaded.config["normalization"]["mean"][0] == pytest.approx(
-        {13: 2607.345, 12: 1793.243, 2: 0.0}[bands]
+        {13: 1607.345, 12: 793.243, 2: 0.0}[bands]  # the reference README's statistics
     )
     assert not loaded.training
     x = tile(bands, 64, 64)

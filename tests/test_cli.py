@@ -21,19 +21,21 @@ from _rasters import copy_raster
 from _toycodec import ToyCodec
 from click.testing import CliRunner
 
+import terracodec
 from terracodec import api
+from terracodec.api import resolve
 from terracodec.cli.main import main
 
 
 @pytest.fixture()
 def toy(monkeypatch):
     """Make `--model toy` load the toy codec (other names go to the real registry)."""
-    real = api._load_named
+    real = resolve._load_named
 
     def load(name, quality, weights):
         return ToyCodec() if name == "toy" else real(name, quality, weights)
 
-    monkeypatch.setattr(api, "_load_named", load)
+    monkeypatch.setattr(resolve, "_load_named", load)
 
 
 def tec(*args: str):
@@ -181,7 +183,7 @@ def test_models_lists_names_qualities_bands_kind():
 
 def test_unknown_model_and_quality(pair, tmp_path):
     _registry()
-    sample = sorted((Path(api.__file__).parent / "data" / "sample").glob("*.tif"))
+    sample = sorted((Path(terracodec.__file__).parent / "data" / "sample").glob("*.tif"))
     out = tmp_path / "x.tec"
     assert_one_line_error(tec("encode", *sample, "-o", out, "--model", "no-such-model"), "no-such-model")
     assert_one_line_error(tec("encode", *sample, "-o", out, "--model", "tec-fp-tiny", "--quality", "12345"))
@@ -195,7 +197,7 @@ def test_real_model_round_trip_of_bundled_series(tmp_path):
     Two frames get a no-data swath edge and saturated pixels, which must come back exactly.
     """
     _registry()
-    sample = sorted((Path(api.__file__).parent / "data" / "sample").glob("*.tif"))
+    sample = sorted((Path(terracodec.__file__).parent / "data" / "sample").glob("*.tif"))
     assert len(sample) == 5
 
     def swath(px):

@@ -21,7 +21,7 @@ from terracodec.container import (
 from terracodec.errors import CorruptStreamError
 from terracodec.exact import decode_patch, default_valid_range, encode_patch, exact_mask
 from terracodec.header import CodecInfo, FrameInfo, StreamHeader
-from terracodec.io.raster import FrameMeta, Grid
+from terracodec.io.meta import FrameMeta, Grid
 
 
 def _records(frames: int, tiles: int, seed: int = 0) -> dict[tuple[int, int], TileRecord]:
@@ -307,4 +307,4 @@ def test_header_inflating_past_the_limit_is_refused(monkeypatch):
     monkeypatch.setattr(container, "MAX_HEADER_BYTES", 1000)
     with pytest.raises(CorruptStreamError, match="beyond its size limit"):
         ContainerReader(buf.getvalue())
-    assert MAX_HEADER_BYTES == 64 << 20
+    assert MAX_HEADER_BYTES == 8 << 20

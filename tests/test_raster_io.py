@@ -10,7 +10,9 @@ from rasterio.transform import from_origin
 from terracodec.bands import S2_L1C_BANDS, match_bands, normalize_band_name
 from terracodec.errors import InputError
 from terracodec.io.atomic import AtomicOutputs
-from terracodec.io.raster import FrameMeta, Grid, RasterWriter, parse_timestamp, read_stack, write_raster
+from terracodec.io.meta import FrameMeta, Grid, parse_timestamp
+from terracodec.io.raster import read_stack
+from terracodec.io.writer import RasterWriter, write_raster
 
 
 def _tif(path, data, *, dtype=None, crs="EPSG:32633", transform=None, nodata=None, desc=None, **tags):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -165,14 +164,11 @@ def write_outputs(result: dict[str, Any], out_dir: Path, anchor: str | None, tit
     for metric in RD_METRICS:
         writers.append((f"rd_{metric}.png", lambda p, m=metric: plot_rd(
             result, m, p, anchor, title=f"{title}: {m}" if title else None)))
-    umask = os.umask(0)
-    os.umask(umask)
-    with AtomicOutputs() as outputs:
+    with AtomicOutputs(overwrite=True) as outputs:
         outputs.make_dir(out_dir)
         for name, write in writers:
             temp = outputs.temp_for(out_dir / name, suffix=Path(name).suffix)
             write(temp)
-            os.chmod(temp, 0o666 & ~umask)  # temporary files are created private (0600)
     return [out_dir / name for name, _ in writers]
 
 

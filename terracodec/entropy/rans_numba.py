@@ -381,8 +381,13 @@ def _gather(src, starts, ends, dst_offsets, dst):  # pragma: no cover
 
 
 def _worth_threads(n: int, n_chunks: int) -> bool:
-    """Threads pay off for several chunks of real work (a parallel region costs ~10-100 us)."""
-    return n_chunks > 1 and n >= _PARALLEL_MIN_SYMBOLS
+    """Threads pay off for several chunks of real work (a parallel region costs ~10-100 us).
+    Never inside a task of `terracodec.parallel` (tiles coded side by side): its threads are
+    busy, and numba's fallback threading layer (workqueue) must not be entered from several
+    threads at once."""
+    from terracodec.parallel import in_task
+
+    return n_chunks > 1 and n >= _PARALLEL_MIN_SYMBOLS and not in_task()
 
 
 def _bucket_shift(n_rows: int) -> int:

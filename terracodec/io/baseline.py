@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from terracodec.bands import normalize_band_name
-from terracodec.io.raster import FrameMeta, Grid
+from terracodec.io.meta import FrameMeta, Grid
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,13 @@ def offset_from_tags(meta: FrameMeta) -> bool | None:
     return any(np.isfinite(v) and v != 0 for v in offsets)
 
 
-def _strip_rows(height: int) -> list[tuple[int, int]]:
+def strip_rows(height: int, strips: int = B10_STRIPS, rows: int = B10_STRIP_ROWS) -> list[tuple[int, int]]:
     """(row_off, rows) of a few thin strips spread over the frame, inside it, not overlapping."""
-    if height <= B10_STRIPS * B10_STRIP_ROWS:
+    if height <= strips * rows:
         return [(0, height)]
-    rows = B10_STRIP_ROWS
     starts = {
-        min(height - rows, max(0, int((k + 0.5) * height / B10_STRIPS) - rows // 2))
-        for k in range(B10_STRIPS)
+        min(height - rows, max(0, int((k + 0.5) * height / strips) - rows // 2))
+        for k in range(strips)
     }
     return [(r, rows) for r in sorted(starts)]
 
@@ -112,21 +111,22 @@ def b10_index(meta: FrameMeta) -> int | None:
     return names.index("B10") if "B10" in names else None
 
 
-def b10_median(stack: FrameSource, frame: int) -> float | None:
-    """Median DN of the valid (finite, non-nodata, nonzero) B10 pixels of a few strips."""
+def b10_median(stack: FrameSource, frame: int, scale: float = 1.0) -> float | None:
+    """Median DN of the valid (finite, non-nodata, nonzero) B10 pixels of a few strips; `scale`
+    turns the file's values into DN (reflectance 0..1: 10000)."""
     meta = stack.frames[frame]
     band = b10_index(meta)
     if band is None:
         return None
     values = []
-    for row_off, rows in _strip_rows(stack.grid.height):
+    for row_off, rows in strip_rows(stack.grid.height):
         strip = np.asarray(stack.read(frame, row_off, 0, rows, stack.grid.width)[band], np.float64)
         valid = np.isfinite(strip) & (strip != 0)
         if meta.nodata is not None and not np.isnan(meta.nodata):
             valid &= strip != meta.nodata
         values.append(strip[valid])
     pixels = np.concatenate(values)
-    return float(np.median(pixels)) if pixels.size else None
+    return float(np.median(pixels)) * scale if pixels.size else None
 
 
 def offset_from_date(timestamp: str | None) -> bool | None:
@@ -143,7 +143,7 @@ def offset_from_date(timestamp: str | None) -> bool | None:
     return day >= OFFSET_START
 
 
-def has_baseline_offset(stack: FrameSource, frame: int) -> bool | None:
+def has_baseline_offset(stack: FrameSource, frame: int, scale: float = 1.0) -> bool | None:
     """Whether frame `frame` of `stack` carries the +1000 DN offset: True, False or None.
 
     The frame's timestamp is read from `stack.frames[frame]`, so set it first when the caller
@@ -154,7 +154,7 @@ def has_baseline_offset(stack: FrameSource, frame: int) -> bool | None:
     if answer is not None:
         log.info("frame %s: baseline offset %s (tags)", meta.name, answer)
         return answer
-    median = b10_median(stack, frame)
+    median = b10_median(stack, frame, scale)
     if median is not None:
         log.info("frame %s: B10 median %.0f DN", meta.name, median)
         return median >= B10_THRESHOLD

@@ -1,74 +1,42 @@
-"""GeoTIFF stacks in, GeoTIFFs out (rasterio), keeping every piece of georeferencing.
+"""GeoTIFF stacks in (rasterio), keeping every piece of georeferencing.
 
-Reading is lazy: `read_stack` checks that the inputs are rasters on one grid and keeps them
-open; pixels are read window by window so that a full Sentinel-2 tile never sits in memory.
-Writing goes through `RasterWriter`, which writes windows into a temporary tiled GeoTIFF and
-moves it into place (converting to a Cloud-Optimised GeoTIFF first when asked) on success.
+A stack is frames on one grid. A frame is one multi-band file, or several files of one date
+at different resolutions (OSCD's `img1_10m/20m/60m.tif`, BigEarthNet's file per band): their
+bands are concatenated in file order and brought onto the finest file's grid, coarser files
+resampled bilinearly by GDAL (a warped VRT, so every window reads the same values as the whole
+band would). Decoding gives that one multi-band frame on the fine grid.
+
+Reading is lazy: `read_stack` checks the files (opening each in turn) and reads nothing; pixels
+are read window by window, and file handles are opened on demand and kept in a small LRU
+cache, so a series of hundreds of frames never holds hundreds of files open.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
-import rasterio.shutil
-from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from terracodec.errors import InputError
 from terracodec.exact import check_dtype
-from terracodec.io.atomic import AtomicOutputs
+from terracodec.io.meta import FrameMeta, Grid, parse_timestamp
 
-#: Tag names that carry an acquisition date or time, in order of preference.
-_TIME_TAGS = ("DATE", "ACQUISITION_DATE", "DATETIME", "datetime", "SENSING_TIME", "date")
-
-
-@dataclass
-class Grid:
-    """What frames must share: size, bands, dtype and georeferencing."""
-
-    height: int
-    width: int
-    count: int
-    dtype: str
-    crs_wkt: str | None
-    transform: tuple[float, ...]  # affine order (a, b, c, d, e, f)
-
-    def affine(self) -> Affine:
-        return Affine(*self.transform)
+#: File handles a stack keeps open at most (each costs a descriptor and GDAL's state).
+MAX_OPEN_FILES = 8
 
 
-@dataclass
-class FrameMeta:
-    """Per-file metadata kept so that decoding gives back the same file."""
-
-    name: str
-    nodata: float | None = None
-    descriptions: list[str | None] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    band_tags: list[dict[str, str]] = field(default_factory=list)
-    scales: list[float] = field(default_factory=list)
-    offsets: list[float] = field(default_factory=list)
-    units: list[str | None] = field(default_factory=list)
-    timestamp: str | None = None
-
-
-def parse_timestamp(tags: dict[str, str]) -> str | None:
-    """ISO 8601 acquisition date from a file's tags (YYYYMMDD becomes YYYY-MM-DD), if any."""
-    for key in _TIME_TAGS:
-        value = tags.get(key)
-        if value:
-            value = value.strip()
-            m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})", value)
-            return f"{m[1]}-{m[2]}-{m[3]}" if m else value
-    return None
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
 
 
 def _open(path: Path) -> rasterio.io.DatasetReader:
@@ -79,69 +47,181 @@ def _open(path: Path) -> rasterio.io.DatasetReader:
     try:
         return rasterio.open(path)
     except RasterioError as exc:
-        raise InputError(f"not a raster: {path} ({str(exc).splitlines()[0][:200]})") from None
+        raise InputError(f"not a raster: {path} ({_first_line(exc)})") from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class _FileInfo:
+    """What one file says, read once when the stack is described."""
+
+    path: Path
+    grid: Grid
+    meta: FrameMeta
+
+
+def _describe_file(path: Path) -> _FileInfo:
+    with _open(path) as ds:
+        if len(set(ds.dtypes)) != 1:
+            raise InputError(f"{path}: bands have different data types {sorted(set(ds.dtypes))}")
+        check_dtype(ds.dtypes[0])
+        gcps, gcp_crs = ds.gcps
+        grid = Grid(
+            ds.height, ds.width, ds.count, ds.dtypes[0],
+            ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform)[:6],
+            [[g.row, g.col, g.x, g.y, g.z or 0.0] for g in gcps] or None,
+            gcp_crs.to_wkt() if gcps and gcp_crs else None,
+        )
+        tags = dict(ds.tags())
+        meta = FrameMeta(
+            name=path.name,
+            nodata=None if ds.nodata is None else float(ds.nodata),
+            descriptions=list(ds.descriptions),
+            tags=tags,
+            band_tags=[dict(ds.tags(i)) for i in range(1, ds.count + 1)],
+            scales=[float(s) for s in ds.scales],
+            offsets=[float(o) for o in ds.offsets],
+            units=list(ds.units),
+            timestamp=parse_timestamp(tags),
+        )
+    return _FileInfo(path, grid, meta)
+
+
+def _frame_name(paths: Sequence[Path]) -> str:
+    """One file: its name. Several: their common name prefix (`img1_10m.tif`, `img1_20m.tif`
+    -> `img1.tif`), else the first file's name."""
+    if len(paths) == 1:
+        return paths[0].name
+    prefix = os.path.commonprefix([p.stem for p in paths]).rstrip("_-. ")
+    return f"{prefix}.tif" if prefix else paths[0].name
+
+
+def _combine(files: list[_FileInfo]) -> tuple[Grid, FrameMeta]:
+    """One frame from files of one date: bands concatenated, on the finest file's grid."""
+    if len(files) == 1:
+        return files[0].grid, files[0].meta
+    fine = max(files, key=lambda f: f.grid.height * f.grid.width)
+    names = ", ".join(f.path.name for f in files)
+    for f in files:
+        if f.grid.gcps or not f.grid.crs_wkt:
+            raise InputError(f"a frame of several files needs a CRS and a geotransform in each: {f.path.name}")
+        if CRS.from_wkt(f.grid.crs_wkt) != CRS.from_wkt(fine.grid.crs_wkt):
+            raise InputError(f"files of one frame are in different CRSs: {names}")
+        if f.grid.dtype != fine.grid.dtype:
+            raise InputError(f"files of one frame have different data types: {names}")
+        if not _covers(f.grid, fine.grid):
+            raise InputError(f"{f.path.name} does not cover {fine.path.name}'s extent (files of one frame)")
+    nodatas = {f.meta.nodata for f in files if f.meta.nodata is not None}
+    if len(nodatas) > 1:
+        raise InputError(f"files of one frame have different nodata values: {names}")
+    grid = Grid(fine.grid.height, fine.grid.width, sum(f.grid.count for f in files),
+                fine.grid.dtype, fine.grid.crs_wkt, fine.grid.transform)
+    tags: dict[str, str] = {}
+    for f in reversed(files):
+        tags.update(f.meta.tags)
+    meta = FrameMeta(
+        name=_frame_name([f.path for f in files]),
+        nodata=nodatas.pop() if nodatas else None,
+        descriptions=[d for f in files for d in f.meta.descriptions],
+        tags=tags,
+        band_tags=[t for f in files for t in f.meta.band_tags],
+        scales=[s for f in files for s in f.meta.scales],
+        offsets=[o for f in files for o in f.meta.offsets],
+        units=[u for f in files for u in f.meta.units],
+        timestamp=next((f.meta.timestamp for f in files if f.meta.timestamp), None),
+    )
+    return grid, meta
+
+
+def _bounds(g: Grid) -> tuple[float, float, float, float]:
+    a = g.affine()
+    xs, ys = zip(a * (0, 0), a * (g.width, g.height))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _covers(coarse: Grid, fine: Grid) -> bool:
+    """Whether `coarse` covers `fine`'s extent to within one of its own pixels."""
+    (cx0, cy0, cx1, cy1), (fx0, fy0, fx1, fy1) = _bounds(coarse), _bounds(fine)
+    tol_x, tol_y = abs(coarse.transform[0]) + abs(coarse.transform[1]), abs(coarse.transform[3]) + abs(coarse.transform[4])
+    return cx0 <= fx0 + tol_x and cy0 <= fy0 + tol_y and cx1 >= fx1 - tol_x and cy1 >= fy1 - tol_y
 
 
 class RasterStack:
-    """Frames (files) on one grid, open for windowed reads."""
+    """Frames (one file each, or several files of one date) on one grid, for windowed reads."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
-        self._datasets: list = []
-        try:
-            for path in paths:
-                self._datasets.append(_open(path))
-            self.grid, self.frames = self._describe()
-        except BaseException:
-            self.close()
-            raise
+    def __init__(self, frames: Sequence[Sequence[Path]]) -> None:
+        self.frame_paths = [list(paths) for paths in frames]
+        self._handles: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self.grid, self.frames = self._describe()
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every input file, frame by frame."""
+        return [p for paths in self.frame_paths for p in paths]
 
     def _describe(self) -> tuple[Grid, list[FrameMeta]]:
         grid: Grid | None = None
-        frames = []
-        for path, ds in zip(self.paths, self._datasets):
-            if len(set(ds.dtypes)) != 1:
-                raise InputError(f"{path}: bands have different data types {sorted(set(ds.dtypes))}")
-            check_dtype(ds.dtypes[0])
-            this = Grid(
-                ds.height, ds.width, ds.count, ds.dtypes[0],
-                ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform)[:6],
-            )
+        metas = []
+        self._fine: list[Grid] = []
+        for paths in self.frame_paths:
+            this, meta = _combine([_describe_file(p) for p in paths])
+            self._fine.append(this)
             if grid is None:
                 grid = this
             else:
-                _check_same_grid(grid, this, self.paths[0], path)
-            frames.append(FrameMeta(
-                name=path.name,
-                nodata=None if ds.nodata is None else float(ds.nodata),
-                descriptions=list(ds.descriptions),
-                tags=dict(ds.tags()),
-                band_tags=[dict(ds.tags(i)) for i in range(1, ds.count + 1)],
-                scales=[float(s) for s in ds.scales],
-                offsets=[float(o) for o in ds.offsets],
-                units=list(ds.units),
-                timestamp=parse_timestamp(ds.tags()),
-            ))
+                _check_same_grid(grid, this, self.frame_paths[0][0], paths[0])
+            metas.append(meta)
         assert grid is not None
-        return grid, frames
+        return grid, metas
+
+    def _handle(self, frame: int, part: int) -> Any:
+        """An open dataset (or warped view onto the frame's grid) of one file, LRU-cached."""
+        key = (frame, part)
+        if key in self._handles:
+            self._handles.move_to_end(key)
+            return self._handles[key]
+        while len(self._handles) >= MAX_OPEN_FILES:
+            _, old = self._handles.popitem(last=False)
+            _close(old)
+        ds = _open(self.frame_paths[frame][part])
+        g = self._fine[frame]
+        if (ds.height, ds.width) != (g.height, g.width) or len(self.frame_paths[frame]) > 1 and (
+            tuple(ds.transform)[:6] != tuple(g.transform)
+        ):
+            ds = (WarpedVRT(ds, crs=ds.crs, transform=g.affine(), width=g.width, height=g.height,
+                            resampling=Resampling.bilinear, src_nodata=ds.nodata, nodata=ds.nodata), ds)
+        self._handles[key] = ds
+        return ds
 
     def read(self, frame: int, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """Pixels [C, height, width] of one frame, in the file's band order and dtype."""
-        try:
-            return self._datasets[frame].read(window=Window(col_off, row_off, width, height))
-        except RasterioError as exc:
-            raise InputError(f"cannot read {self.paths[frame]}: {str(exc).splitlines()[0][:200]}") from None
+        window = Window(col_off, row_off, width, height)
+        parts = []
+        for part, path in enumerate(self.frame_paths[frame]):
+            handle = self._handle(frame, part)
+            ds = handle[0] if isinstance(handle, tuple) else handle
+            try:
+                parts.append(ds.read(window=window))
+            except RasterioError as exc:
+                raise InputError(f"cannot read {path}: {_first_line(exc)}") from None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def close(self) -> None:
-        for ds in self._datasets:
-            ds.close()
-        self._datasets = []
+        for handle in self._handles.values():
+            _close(handle)
+        self._handles.clear()
 
     def __enter__(self) -> "RasterStack":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close(handle: Any) -> None:
+    for ds in handle if isinstance(handle, tuple) else (handle,):
+        ds.close()
 
 
 def _check_same_grid(a: Grid, b: Grid, path_a: Path, path_b: Path) -> None:
@@ -160,149 +240,28 @@ def _check_same_grid(a: Grid, b: Grid, path_a: Path, path_b: Path) -> None:
         a.crs_wkt and CRS.from_wkt(a.crs_wkt) != CRS.from_wkt(b.crs_wkt)
     ):
         raise InputError(f"frames are on different grids: {path_b.name} has another CRS")
+    if (a.gcps is None) != (b.gcps is None) or (
+        a.gcps is not None and not np.allclose(a.gcps, b.gcps, rtol=0, atol=1e-9)
+    ):
+        raise InputError(f"frames are on different grids: {path_b.name} has other ground control points")
 
 
-def read_stack(paths: list[str | os.PathLike] | str | os.PathLike) -> RasterStack:
-    """Open one file (a multi-band image) or several (frames of a time series on one grid)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not paths:
+def read_stack(inputs: Sequence[str | os.PathLike | Sequence[str | os.PathLike]] | str | os.PathLike) -> RasterStack:
+    """Open one file (a multi-band image) or several frames of a time series on one grid; a
+    frame is a path, or a list of paths of one date at different resolutions."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    frames = []
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)):
+            frames.append([Path(item)])
+        elif isinstance(item, (list, tuple)) and item and all(isinstance(p, (str, os.PathLike)) for p in item):
+            frames.append([Path(p) for p in item])
+        else:
+            raise InputError(f"an input frame must be a path or a list of paths, got {item!r}")
+    if not frames:
         raise InputError("no input files given")
-    return RasterStack([Path(p) for p in paths])
+    return RasterStack(frames)
 
 
-def _creation_options(dtype: np.dtype, block: int) -> dict:
-    return {
-        "driver": "GTiff", "tiled": True, "blockxsize": block, "blockysize": block,
-        "compress": "deflate", "predictor": 3 if dtype.kind == "f" else 2, "BIGTIFF": "IF_SAFER",
-    }
-
-
-class RasterWriter:
-    """Writes one GeoTIFF window by window; the file appears only on `commit` of `outputs`."""
-
-    def __init__(
-        self, path: str | os.PathLike, grid: Grid, meta: FrameMeta, outputs: AtomicOutputs,
-        *, cog: bool = False, block: int = 256,
-    ) -> None:
-        self.path, self._cog, self._outputs = Path(path), cog, outputs
-        dtype = np.dtype(grid.dtype)
-        # GTiff (and COG) blocks must be multiples of 16 and need not exceed the image.
-        block = max(16, min(block, 16 * math.ceil(max(grid.height, grid.width) / 16)))
-        self._temp = outputs.temp_for(self.path, suffix=".tif")
-        profile = dict(
-            _creation_options(dtype, block), height=grid.height, width=grid.width,
-            count=grid.count, dtype=dtype.name,
-            crs=CRS.from_wkt(grid.crs_wkt) if grid.crs_wkt else None,
-            transform=grid.affine(), nodata=meta.nodata,
-        )
-        if cog:  # COG is a copy-only driver: write a plain GeoTIFF first, convert at close
-            profile.update(compress="none", predictor=1)
-        try:
-            self._ds = rasterio.open(self._temp, "w", **profile)
-            self._write_meta(meta)
-        except RasterioError as exc:
-            raise InputError(f"cannot write {self.path}: {str(exc).splitlines()[0][:200]}") from None
-
-    def _write_meta(self, meta: FrameMeta) -> None:
-        ds = self._ds
-        if meta.tags:
-            ds.update_tags(**meta.tags)
-        for i in range(ds.count):
-            if i < len(meta.descriptions) and meta.descriptions[i]:
-                ds.set_band_description(i + 1, meta.descriptions[i])
-            if i < len(meta.band_tags) and meta.band_tags[i]:
-                ds.update_tags(i + 1, **meta.band_tags[i])
-            if i < len(meta.units) and meta.units[i]:
-                ds.set_band_unit(i + 1, meta.units[i])
-        if meta.scales and any(s != 1.0 for s in meta.scales):
-            ds.scales = meta.scales
-        if meta.offsets and any(o != 0.0 for o in meta.offsets):
-            ds.offsets = meta.offsets
-
-    def write(self, pixels: np.ndarray, row_off: int, col_off: int) -> None:
-        """Write a [C, h, w] block at (row_off, col_off)."""
-        c, h, w = pixels.shape
-        try:
-            self._ds.write(pixels, window=Window(col_off, row_off, w, h))
-        except RasterioError as exc:
-            raise InputError(f"cannot write {self.path}: {str(exc).splitlines()[0][:200]}") from None
-
-    def abandon(self) -> None:
-        """Close the dataset if it is still open (after an error; `outputs` removes the file)."""
-        if not self._ds.closed:
-            self._ds.close()
-
-    def close(self) -> None:
-        """Finish the temporary file (convert to COG if asked); `outputs` still has to commit it."""
-        try:
-            self._ds.close()
-            if self._cog:
-                plain = self._temp
-                self._temp = self._outputs.temp_for(self.path, suffix=".tif")
-                rasterio.shutil.copy(
-                    plain, self._temp, driver="COG", compress="DEFLATE",
-                    predictor="YES", blocksize=512, BIGTIFF="IF_SAFER",
-                )
-                self._outputs.discard(plain)
-        except RasterioError as exc:
-            raise InputError(f"cannot write {self.path}: {str(exc).splitlines()[0][:200]}") from None
-
-
-def write_raster(
-    path: str | os.PathLike, pixels: np.ndarray, grid: Grid, meta: FrameMeta, *, cog: bool = False
-) -> Path:
-    """Write a whole [C, H, W] array as one GeoTIFF (atomically)."""
-    with AtomicOutputs() as outputs:
-        writer = RasterWriter(path, grid, meta, outputs, cog=cog)
-        writer.write(pixels, 0, 0)
-        writer.close()
-    return Path(path)
-
-
-class ArrayStack:
-    """An in-memory [T, C, H, W] (or [C, H, W]) array behind the `RasterStack` interface."""
-
-    def __init__(
-        self,
-        pixels: np.ndarray,
-        *,
-        band_names: list[str | None] | None = None,
-        crs: str | CRS | None = None,
-        transform: Affine | tuple[float, ...] | None = None,
-        nodata: float | None = None,
-        frame_names: list[str] | None = None,
-    ) -> None:
-        pixels = np.asarray(pixels)
-        if pixels.ndim == 3:
-            pixels = pixels[None]
-        if pixels.ndim != 4:
-            raise InputError(f"array must be [C, H, W] or [T, C, H, W], got shape {pixels.shape}")
-        check_dtype(pixels.dtype)
-        t, c, h, w = pixels.shape
-        if band_names is not None and len(band_names) != c:
-            raise InputError(f"{len(band_names)} band names for {c} bands")
-        if frame_names is not None and len(frame_names) != t:
-            raise InputError(f"{len(frame_names)} frame names for {t} frames")
-        self.pixels = pixels
-        crs_wkt = (crs if isinstance(crs, CRS) else CRS.from_user_input(crs)).to_wkt() if crs else None
-        affine = tuple(transform)[:6] if transform is not None else tuple(Affine.identity())[:6]
-        self.grid = Grid(h, w, c, pixels.dtype.name, crs_wkt, tuple(float(v) for v in affine))
-        names = frame_names or [f"frame_{i:03d}.tif" for i in range(t)]
-        self.frames = [
-            FrameMeta(name=names[i], nodata=None if nodata is None else float(nodata),
-                      descriptions=list(band_names) if band_names else [None] * c)
-            for i in range(t)
-        ]
-
-    def read(self, frame: int, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
-        return self.pixels[frame, :, row_off : row_off + height, col_off : col_off + width]
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "ArrayStack":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+__all__ = ["FrameMeta", "Grid", "MAX_OPEN_FILES", "RasterStack", "parse_timestamp", "read_stack"]

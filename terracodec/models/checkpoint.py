@@ -229,7 +229,7 @@ def load_v1_checkpoint(
             name = Path(path).stem if isinstance(path, (str, Path)) else "tec-tt"
         return tt_from_v1_state(state, source, name=name, quality=quality, normalization=normalization)
     config = infer_v1_config(state, source)
-    norm = normalization or Normalization.default_for(config["bands"])
+    norm = normalization or Normalization.terracodec_v1(config["bands"])
     if name is None:
         name = Path(path).stem if isinstance(path, (str, Path)) else config["arch"]
     config.update(name=name, quality=quality, normalization=norm.to_config())

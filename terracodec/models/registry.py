@@ -68,7 +68,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "tec-tt": {
         "kind": "temporal",
         "config": {"arch": "tec-tt", "bands": 12},
-        "normalization": "ssl4eo-s12-l2a",
+        # the reference package's documented statistics (`Normalization.terracodec_v1`)
+        "normalization": "ssl4eo-s12-l2a-no-offset",
         "weights": {q: None for q in (1, 2, 3, 4, 5, 6, 7)},
         "requires_weights": True,
         "trained": True,
@@ -77,7 +78,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "tec-tt-l1c": {
         "kind": "temporal",
         "config": {"arch": "tec-tt", "bands": 13},
-        "normalization": "ssl4eo-s12-l1c",
+        "normalization": "ssl4eo-s12-l1c-no-offset",
         "weights": {q: None for q in (1, 2, 3)},
         "requires_weights": True,
         "trained": True,

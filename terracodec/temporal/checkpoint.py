@@ -136,11 +136,11 @@ def tt_from_v1_state(
     num_heads: Optional[int] = None,
 ) -> TemporalCodec:
     """TEC-TT from a v1 state dict (prefix stripped), with its registry name, quality and the
-    normalisation (default: SSL4EO-S12 L2A for 12 bands, L1C for 13, as the published models)."""
+    normalisation (default: `Normalization.terracodec_v1`, what the published models expect)."""
     if not is_tt_state_dict(state):
         raise ModelError(f"{source} is not a TEC-TT checkpoint")
     bands = int(_shape(state, f"{_ANALYSIS}0.weight", source)[1])
-    normalization = normalization or Normalization.default_for(bands)
+    normalization = normalization or Normalization.terracodec_v1(bands)
     if len(normalization.mean) != bands:
         raise ModelError(f"{source}: {bands}-band model, {len(normalization.mean)}-band normalisation")
     extra: dict[str, Any] = {"normalization": normalization.to_config()}

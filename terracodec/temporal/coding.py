@@ -6,7 +6,7 @@ A frame's latent is cut into windows of 16 tokens; token `t` of every window is 
 
 Context (`context_tasks`): the per-frame encoding of the newest latent, the joint encoder and
 the memory's keys/values for every decoder layer, computed once per frame in chunks of
-`CONTEXT_WINDOWS` windows (windows are independent) on `terracodec.temporal.parallel`'s
+`CONTEXT_WINDOWS` windows (windows are independent) on `terracodec.parallel`'s
 threads; the encoder runs its analysis transform beside them.
 
 Decoder (`decode_frame`): 16 steps; each feeds one new row per window through the decoder (KV
@@ -78,7 +78,7 @@ from terracodec.entropy.location_scale import LocationScaleGaussianConditional
 from terracodec.entropy.rans import rans_decode, rans_encode, varint_decode, varint_encode
 from terracodec.errors import CorruptStreamError
 from terracodec.temporal.entropy_model import TemporalEntropyModel
-from terracodec.temporal.parallel import chunks, run_tasks
+from terracodec.parallel import chunks, run_tasks
 from terracodec.temporal.transformer import DecoderCache
 from terracodec.temporal.windows import current_windows, merge_windows
 

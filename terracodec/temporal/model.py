@@ -38,7 +38,7 @@ from terracodec.layers.blocks import AttentionBlock, ResidualUnit
 from terracodec.layers.conv import conv, deconv
 from terracodec.models.base import ImageCodec, pack_streams, register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
-from terracodec.temporal.parallel import chunks, run_tasks
+from terracodec.parallel import chunks, run_tasks
 from terracodec.temporal.windows import context_windows
 
 PUBLISHED = {

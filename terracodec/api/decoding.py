@@ -1,0 +1,181 @@
+"""`decode`: a `.tec` stream -> arrays (with georeferencing) or GeoTIFFs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from terracodec.api.args import check_output, parse_frames, parse_window
+from terracodec.api.resolve import decode_model
+from terracodec.api.stream import open_stream
+from terracodec.api.tiles import Progress, walk
+from terracodec.container import ContainerReader
+from terracodec.errors import InputError
+from terracodec.header import StreamHeader
+from terracodec.io.atomic import AtomicOutputs
+from terracodec.io.gdal import gdal_env
+from terracodec.io.meta import Grid
+from terracodec.tiling import tile_grid, tiles_in_window
+
+
+@dataclass
+class Decoded:
+    """Decoded frames with their georeferencing (`np.asarray(decoded)` gives the pixels)."""
+
+    pixels: np.ndarray            # [T, C, H, W] in the files' band order and dtype
+    crs: str | None               # WKT
+    transform: Any                # affine.Affine of the decoded window
+    nodata: list[float | None]    # per frame
+    band_descriptions: list[list[str | None]]
+    frame_names: list[str]
+    timestamps: list[str | None]
+    gcps: list[list[float]] | None = None  # [row, col, x, y, z] of the decoded window
+    gcp_crs: str | None = None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.pixels if dtype is None else self.pixels.astype(dtype)
+
+
+def decode(
+    source: str | os.PathLike | bytes,
+    output: str | os.PathLike | None = None,
+    *,
+    frames: Sequence[int] | None = None,
+    window: Sequence[int] | None = None,
+    cog: bool = False,
+    model: Any = None,
+    weights: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> Decoded | list[Path]:
+    """Decode a `.tec` stream (path or bytes).
+
+    `window` = (col_off, row_off, width, height) in pixels and `frames` = frame indices select
+    a part; only the tiles they need are read. With `output` None, returns `Decoded` arrays;
+    with a path ending in .tif/.tiff, writes the one selected frame there; otherwise writes one
+    GeoTIFF per frame into the directory `output` (named after the encoded files) and returns
+    the paths. Existing files are replaced only with `overwrite`, the source never. `model`
+    (name or ImageCodec) and `weights` override the model named in the stream; `device`
+    ("cpu", "cuda", ...) only changes speed: decoded latents are the same everywhere.
+    """
+    target = check_output(output)
+    reader, header = open_stream(source)
+    with reader, gdal_env():
+        selected = parse_frames(frames, header.frame_count)
+        win = parse_window(window, header.grid.height, header.grid.width)
+        protected = [source] if isinstance(source, (str, os.PathLike)) else []
+        outputs = AtomicOutputs(overwrite=bool(overwrite), protected=protected)
+        if target is not None:
+            names = _plan_files(header, selected, target, outputs)  # refused before any work
+        codec = decode_model(header, model, weights, device)
+        grid = window_grid(header.grid, win)
+        if target is None:
+            out = np.empty((len(selected), grid.count, grid.height, grid.width), np.dtype(grid.dtype))
+
+            def place(k: int, part: np.ndarray, r: int, c: int) -> None:
+                out[k, :, r : r + part.shape[1], c : c + part.shape[2]] = part
+
+            _decode_tiles(reader, header, codec, selected, win, place, progress)
+            metas = [header.frames[i].meta for i in selected]
+            return Decoded(
+                out, grid.crs_wkt, grid.affine(), [m.nodata for m in metas],
+                [m.descriptions for m in metas], [m.name for m in metas], [m.timestamp for m in metas],
+                grid.gcps, grid.gcp_crs_wkt,
+            )
+        return _decode_to_files(reader, header, codec, selected, win, grid, names, target, cog,
+                                outputs, progress)
+
+
+def window_grid(grid: Grid, win: tuple[int, int, int, int]) -> Grid:
+    """The grid of a pixel window (its transform and ground control points shifted)."""
+    from affine import Affine
+
+    col_off, row_off, width, height = win
+    shifted = grid.affine() * Affine.translation(col_off, row_off)
+    gcps = None
+    if grid.gcps:
+        gcps = [[r - row_off, c - col_off, x, y, z] for r, c, x, y, z in grid.gcps]
+    return Grid(height, width, grid.count, grid.dtype, grid.crs_wkt, tuple(shifted)[:6], gcps,
+                grid.gcp_crs_wkt)
+
+
+def _decode_tiles(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list[int],
+                  window: tuple[int, int, int, int], sink: Any, progress: Progress | None) -> None:
+    """Decode the tiles a window needs; `sink(k, pixels, row, col)` places each."""
+    g = header.grid
+    col_off, row_off, width, height = window
+    tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
+    needed = tiles_in_window(tiles, row_off, col_off, height, width)
+    total = len(frames) * len(needed)
+    for done, (k, t, pixels) in enumerate(walk(reader, header, codec, frames, needed, "pixels"), 1):
+        r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
+        c0, c1 = max(t.col_off, col_off), min(t.col_off + t.width, col_off + width)
+        sink(k, pixels[:, r0 - t.row_off : r1 - t.row_off, c0 - t.col_off : c1 - t.col_off],
+             r0 - row_off, c0 - col_off)
+        if progress:
+            progress(done, total)
+
+
+def _output_names(header: StreamHeader, selected: list[int]) -> list[str]:
+    """Safe, distinct file names for the selected frames (never a path outside the directory)."""
+    names = []
+    for i in selected:
+        name = Path(header.frames[i].meta.name.replace("\\", "/")).name
+        if not name or name.startswith(".") or name in ("..",):
+            name = f"frame_{i:03d}.tif"
+        if not name.lower().endswith((".tif", ".tiff")):
+            name += ".tif"
+        names.append(name)
+    if len(set(names)) != len(names):
+        names = [f"{i:03d}_{n}" for i, n in zip(selected, names)]
+    return names
+
+
+def _plan_files(header: StreamHeader, selected: list[int], output: Path, outputs: AtomicOutputs) -> list[Path]:
+    """The files a decode writes, each checked (no input, no existing file without overwrite)."""
+    if output.suffix.lower() in (".tif", ".tiff"):
+        if len(selected) != 1:
+            raise InputError(
+                f"{output} can hold one frame but {len(selected)} are selected; "
+                "give a directory or pick one frame with --frames"
+            )
+        paths = [output]
+    else:
+        if output.exists() and not output.is_dir():
+            raise InputError(f"cannot write to {output}: it exists and is not a directory")
+        paths = [output / n for n in _output_names(header, selected)]
+    for p in paths:
+        outputs.check_target(p)
+    return paths
+
+
+def _decode_to_files(
+    reader: ContainerReader, header: StreamHeader, codec: Any, selected: list[int],
+    win: tuple[int, int, int, int], grid: Grid, paths: list[Path], output: Path, cog: bool,
+    outputs: AtomicOutputs, progress: Progress | None,
+) -> list[Path]:
+    from terracodec.io.writer import RasterWriter
+
+    with outputs:
+        if paths[0].parent == output:
+            outputs.make_dir(output)
+        writers: list[RasterWriter] = []
+        try:
+            for k, i in enumerate(selected):
+                writers.append(RasterWriter(paths[k], grid, header.frames[i].meta, outputs, cog=cog))
+            _decode_tiles(reader, header, codec, selected, win,
+                          lambda k, part, r, c: writers[k].write(part, r, c), progress)
+            for w in writers:
+                w.close()
+        finally:
+            for w in writers:
+                w.abandon()
+    return paths
+
+
+__all__ = ["Decoded", "decode", "window_grid"]

@@ -1,0 +1,114 @@
+"""`encode`: GeoTIFF stacks or arrays -> a `.tec` stream (a file, or bytes)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from terracodec.api.args import (
+    DEFAULT_MODEL, DEFAULT_TILE_SIZE, check_baseline_offset, check_output, check_scale,
+    check_tile_size,
+)
+from terracodec.api.describe import info
+from terracodec.api.prepare import build_header, check_valid_range
+from terracodec.api.resolve import resolve_model
+from terracodec.api.tiles import Progress, encode_into
+from terracodec.errors import InputError
+from terracodec.io.arrays import ArrayStack, apply_overrides
+from terracodec.io.atomic import AtomicOutputs
+from terracodec.io.gdal import gdal_env
+
+
+
+def _open_inputs(inputs: Any, **overrides: Any) -> Any:
+    from terracodec.io.raster import read_stack
+
+    if isinstance(inputs, np.ndarray):
+        stack = ArrayStack(inputs, crs=overrides.pop("crs"), transform=overrides.pop("transform"),
+                           nodata=overrides.pop("nodata"))
+    elif isinstance(inputs, (str, os.PathLike)) or (
+        isinstance(inputs, Sequence) and not isinstance(inputs, (bytes, bytearray)) and inputs
+    ):
+        stack = read_stack(inputs)
+    else:
+        raise InputError(f"inputs must be GeoTIFF path(s) or a numpy array, got {type(inputs).__name__}")
+    try:
+        apply_overrides(stack, **overrides)
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def encode(
+    inputs: Any,
+    output: str | os.PathLike | None = None,
+    *,
+    model: Any = DEFAULT_MODEL,
+    quality: Any = None,
+    weights: str | os.PathLike | None = None,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    valid_range: tuple[float, float] | None = None,
+    band_names: list[str | None] | None = None,
+    crs: Any = None,
+    transform: Any = None,
+    nodata: float | None = None,
+    frame_names: list[str] | None = None,
+    timestamps: list[str | None] | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    baseline_offset: str | bool = "auto",
+    scale: str | float = "auto",
+    overwrite: bool = False,
+) -> bytes | dict:
+    """Encode GeoTIFFs (one multi-band image, or frames on one grid) or an array.
+
+    `inputs`: a path; a list of frames in time order, each a path or a list of paths of one
+    date at different resolutions (resampled onto the finest, `terracodec.io.raster`); or an
+    array [C, H, W] / [T, C, H, W]. `band_names` (by position), `crs`, `transform`, `nodata`,
+    `frame_names` and `timestamps` describe an array, or replace what the files say. Writes
+    `output` (never over an input; over an existing file only with `overwrite`) and returns
+    `info()` of it, or returns the stream's bytes when `output` is None.
+
+    `baseline_offset`: whether the frames carry Sentinel-2's +1000 DN offset (processing
+    baseline 04.00+, 2022 on). "auto" detects it per frame (tags, B10 pixels when a band is
+    named B10, the date); True / False force it for every frame. Where the model was trained on
+    the other kind of data, the frame's normalisation is shifted by 1000 DN and the shift is
+    recorded in the stream (`dn_offset`), so decoding still gives the input's DN.
+
+    `scale`: the factor from the input's values to the model's DN; "auto" reads float
+    reflectance (0..1) as DN / 10000 and refuses data that cannot be DN (`terracodec.io.inputs`).
+    """
+    mode = check_baseline_offset(baseline_offset)
+    scale = check_scale(scale)
+    size = check_tile_size(tile_size)
+    vrange = check_valid_range(valid_range)
+    target = check_output(output)
+    with gdal_env():
+        stack = _open_inputs(inputs, band_names=band_names, crs=crs, transform=transform,
+                             nodata=nodata, frame_names=frame_names, timestamps=timestamps)
+        with stack:
+            outputs = AtomicOutputs(overwrite=bool(overwrite), protected=getattr(stack, "paths", []))
+            if target is not None:
+                outputs.check_target(target)  # before any work
+            codec, name, quality = resolve_model(model, quality, weights, device)
+            header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
+            if target is None:
+                buffer = io.BytesIO()
+                encode_into(buffer, stack, header, codec, progress)
+                return buffer.getvalue()
+            with outputs:
+                temp = outputs.temp_for(target)
+                try:
+                    with open(temp, "r+b") as f:
+                        encode_into(f, stack, header, codec, progress)
+                except OSError as exc:
+                    raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return info(target)
+
+
+__all__ = ["encode"]

@@ -1,0 +1,36 @@
+"""Opening a `.tec` stream for reading: container, header and index checked against each other.
+
+Light on purpose (no torch, no models): `tec info` runs on this alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terracodec.api.args import check_source
+from terracodec.container import ContainerReader
+from terracodec.errors import CorruptStreamError
+from terracodec.header import StreamHeader
+
+
+def open_stream(source: Any) -> tuple[ContainerReader, StreamHeader]:
+    """(reader, header) of a checked stream; the caller closes the reader.
+
+    The index must hold exactly one entry per (frame, tile) the header describes; the count is
+    compared by arithmetic before any tile list exists (a forged header's grid costs nothing).
+    """
+    reader = ContainerReader(check_source(source))
+    try:
+        header = StreamHeader.from_json(reader.header)
+        frames, tiles = header.frame_count, header.tiles_per_frame
+        if len(reader.entries) != frames * tiles or any(
+            not (0 <= f < frames and 0 <= t < tiles) for f, t in reader.entries
+        ):
+            raise CorruptStreamError("corrupt .tec file: tile index does not match the header")
+    except BaseException:
+        reader.close()
+        raise
+    return reader, header
+
+
+__all__ = ["open_stream"]
