@@ -10,11 +10,15 @@ log lines (libtiff's complaints about a full disk, ...) are silenced: the error 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
+import sys
+import tempfile
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
@@ -61,37 +65,76 @@ def _show(caught: list[warnings.WarningMessage]) -> None:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
+@contextmanager
+def _c_stderr_captured() -> Iterator[None]:
+    """What C libraries write to file descriptor 2 (libtiff's "No space left on device", twice,
+    GDAL's "ERROR 1: ...") goes to a temporary file, shown only with TEC_DEBUG: the error line
+    says it once. Python's own stderr keeps writing where it did."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    capture = tempfile.TemporaryFile()
+    python_stderr = sys.stderr
+    try:
+        uses_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        uses_fd2 = False  # a test runner's stream: nothing to move
+    os.dup2(capture.fileno(), 2)
+    if uses_fd2:
+        sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb"), encoding=python_stderr.encoding,
+                                      errors="backslashreplace", line_buffering=True)
+    try:
+        yield
+    finally:
+        if uses_fd2:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        if os.environ.get("TEC_DEBUG"):
+            capture.seek(0)
+            os.write(2, capture.read())
+        capture.close()
+
+
 class ErrorHandlingGroup(click.Group):
-    """A click group whose commands report errors and warnings in one line each."""
+    """A click group whose commands report errors and warnings in one line each (warnings
+    first, the error last)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         _install_handlers()
-        with warnings.catch_warnings(record=True) as caught:
+        failure: tuple[str, int] | None = None
+        with _c_stderr_captured(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TerracodecWarning)
             try:
-                return self._invoke(ctx)
+                return super().invoke(ctx)
+            except (click.exceptions.Exit, click.ClickException, click.Abort):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
+                failure = _failure(exc)
             finally:
                 _show(caught)
+                if failure is not None:
+                    fail(*failure)
 
-    def _invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except TerracodecError as exc:
-            fail(str(exc), 1)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        except Terminated as exc:
-            fail(f"terminated by signal {exc.signum}", 128 + exc.signum)
-        except MemoryError:
-            fail("out of memory", 1)
-        except OSError as exc:
-            if os.environ.get("TEC_DEBUG"):
-                raise
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            fail(f"{exc.strerror or exc}{where}", 1)
-        except Exception as exc:  # a bug: still one line, but say so
-            if os.environ.get("TEC_DEBUG"):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (TEC_DEBUG=1 shows the traceback)", 2)
+
+def _failure(exc: BaseException) -> tuple[str, int]:
+    """(message, exit code) of a failed command; re-raises what TEC_DEBUG wants to see."""
+    if isinstance(exc, TerracodecError):
+        return str(exc), 1
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, Terminated):
+        return f"terminated by signal {exc.signum}", 128 + exc.signum
+    if isinstance(exc, MemoryError):
+        return "out of memory", 1
+    if os.environ.get("TEC_DEBUG") or not isinstance(exc, Exception):
+        raise exc
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or exc}{where}", 1
+    return f"internal error: {type(exc).__name__}: {exc} (TEC_DEBUG=1 shows the traceback)", 2

@@ -245,3 +245,7 @@ main.add_command(train_command)
 from terracodec.cli.bench import bench_command  # noqa: E402  (its heavy imports are inside)
 
 main.add_command(bench_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
+
 from terracodec import limits
 from terracodec.errors import CorruptStreamError, InputError
 
@@ -39,6 +41,9 @@ READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
 _TRAILER = struct.Struct("<QI")         # payload_end, index_crc32
+#: The index as a numpy structured array (one row per `_ENTRY`).
+INDEX_DTYPE = np.dtype([("frame", "<u4"), ("tile", "<u4"), ("offset", "<u8"), ("code_len", "<u4"),
+                        ("patch_len", "<u4"), ("flags", "<u4"), ("crc32", "<u4")])
 #: Largest header, as stored and as inflated JSON (`terracodec.limits`).
 MAX_HEADER_BYTES = limits.MAX_HEADER_JSON
 
@@ -172,7 +177,9 @@ class ContainerWriter:
 class ContainerReader:
     """Reads and verifies a `.tec` container: header and index at open, each tile on demand."""
 
-    def __init__(self, source: str | os.PathLike | bytes | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike | bytes | BinaryIO, *, lazy_index: bool = False) -> None:
+        """Open and verify `source`; `lazy_index` defers reading the index to `load_index()`
+        (after the caller has checked `count` against the header)."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._f: BinaryIO = io.BytesIO(bytes(source))
             self._owned = True
@@ -183,6 +190,8 @@ class ContainerReader:
             self._f, self._owned = source, False
         try:
             self._read_head()
+            if not lazy_index:
+                self.load_index()
         except BaseException:
             self.close()
             raise
@@ -226,7 +235,18 @@ class ContainerReader:
             raise CorruptStreamError("corrupt .tec file: header nests too deeply") from None
         if not isinstance(self.header, dict):
             raise CorruptStreamError("corrupt .tec file: header is not a JSON object")
-        index_pos = _PREAMBLE.size + header_len
+        self.count = count
+        self._index_pos = _PREAMBLE.size + header_len
+        self._index: np.ndarray | None = None
+        self._order: np.ndarray | None = None
+        self._entries: dict[tuple[int, int], IndexEntry] | None = None
+
+    def load_index(self) -> np.ndarray:
+        """The verified tile index (a structured array, `INDEX_DTYPE`), read on first use: a
+        caller checks `count` against the header first, so a forged count costs nothing."""
+        if self._index is not None:
+            return self._index
+        count, index_pos = self.count, self._index_pos
         index_size = count * _ENTRY.size
         index = self._read_exact(index_pos, index_size + _TRAILER.size, "tile index")
         end, index_crc = _TRAILER.unpack(index[index_size:])
@@ -237,17 +257,42 @@ class ContainerReader:
             raise CorruptStreamError(
                 f"corrupt .tec file: {what} ({self.file_size} bytes, index says {end})"
             )
+        entries = np.frombuffer(index, INDEX_DTYPE, count)
         data_start = index_pos + index_size + _TRAILER.size
-        self.entries: dict[tuple[int, int], IndexEntry] = {}
-        for i in range(count):
-            e = IndexEntry(*_ENTRY.unpack_from(index, i * _ENTRY.size))
-            if e.offset < data_start or e.offset + e.size > end or (e.frame, e.tile) in self.entries:
-                raise CorruptStreamError("corrupt .tec file: tile index is inconsistent")
-            self.entries[(e.frame, e.tile)] = e
+        offsets = entries["offset"].astype(np.uint64)
+        sizes = entries["code_len"].astype(np.uint64) + entries["patch_len"].astype(np.uint64)
+        keys = (entries["frame"].astype(np.uint64) << np.uint64(32)) | entries["tile"].astype(np.uint64)
+        order = np.argsort(keys, kind="stable")
+        if count and (
+            bool((offsets < data_start).any()) or bool((offsets + sizes > end).any())
+            or bool((np.diff(keys[order]) == 0).any())
+        ):
+            raise CorruptStreamError("corrupt .tec file: tile index is inconsistent")
+        self._index, self._order, self._keys = entries, order, keys[order]
+        return entries
+
+    def _entry(self, frame: int, tile: int) -> IndexEntry | None:
+        entries = self.load_index()
+        key = (int(frame) << 32) | int(tile)
+        if not (0 <= frame < 1 << 32 and 0 <= tile < 1 << 32):
+            return None
+        i = int(np.searchsorted(self._keys, np.uint64(key)))
+        if i >= len(self._keys) or int(self._keys[i]) != key:
+            return None
+        return IndexEntry(*(int(v) for v in entries[self._order[i]].tolist()))
+
+    @property
+    def entries(self) -> dict[tuple[int, int], IndexEntry]:
+        """Every index entry by (frame, tile) (a dict of the whole index: for small files and
+        tests; the API works on `load_index()`)."""
+        if self._entries is None:
+            self._entries = {(e.frame, e.tile): e for e in
+                             (IndexEntry(*(int(v) for v in row)) for row in self.load_index().tolist())}
+        return self._entries
 
     def read_tile(self, frame: int, tile: int) -> TileRecord:
         """The verified record of one tile."""
-        entry = self.entries.get((frame, tile))
+        entry = self._entry(frame, tile)
         if entry is None:
             raise CorruptStreamError(f"corrupt .tec file: tile ({frame}, {tile}) is not indexed")
         data = self._read_exact(entry.offset, entry.size, f"tile ({frame}, {tile})")

@@ -158,6 +158,9 @@ def _parse(d: Any) -> StreamHeader:
     if math.isnan(valid_range[0]) or math.isnan(valid_range[1]) or valid_range[0] > valid_range[1]:
         raise _Bad("valid_range")
     frames = _list(d.get("frames"), "frames", lambda f, w: _frame(f, w, bands), 1, limits.MAX_FRAMES)
+    for i, f in enumerate(frames):
+        if f.meta.nodata is not None and not representable(f.meta.nodata, grid.dtype):
+            raise _Bad(f"frames[{i}].nodata {f.meta.nodata!r} is not a {grid.dtype} value")
     if len(frames) * rows * cols > limits.MAX_ENTRIES:
         raise _Bad("too many tiles")
     return StreamHeader(codec, _normalization(d.get("normalization"), bands), grid, valid_range,
@@ -256,14 +259,24 @@ def _opt_crs(v: Any, what: str) -> str | None:
     if v is None:
         return None
     text = _str(v, what, 1)
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
+    from terracodec.io.gdal import parse_crs
 
     try:
-        CRS.from_wkt(text)
-    except (CRSError, ValueError, TypeError):
+        parse_crs(text)
+    except ValueError:
         raise _Bad(f"{what} is not a valid CRS") from None
     return text
+
+
+def representable(value: float, dtype: str) -> bool:
+    """Whether `value` is a value of `dtype` (what GDAL accepts as its nodata)."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return math.isnan(value) or math.isinf(value) or abs(value) <= float(np.finfo(dt).max)
+    info = np.iinfo(dt)
+    return math.isfinite(value) and value == int(value) and info.min <= value <= info.max
 
 
 def _num_out(v: float | None) -> float | str | None:

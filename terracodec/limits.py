@@ -19,7 +19,7 @@ MAX_MULTIPLE = 1024
 MAX_BANDS = 1024
 MAX_FRAMES = 100_000
 #: Tiles per frame times frames: bounds the index (32 bytes an entry) a reader parses.
-MAX_ENTRIES = 1 << 24
+MAX_ENTRIES = 1 << 22
 #: Inflated JSON header (a forged header of nested lists parses to ~50 bytes of Python objects
 #: per input byte) and its compressed length.
 MAX_HEADER_JSON = 8 << 20

@@ -157,15 +157,16 @@ def test_bad_requests(oscd_pair, tmp_path):
         api.decode(blob, model=toy, frames=[2])
     with pytest.raises(InputError, match="one frame"):
         api.decode(blob, tmp_path / "x.tif", model=toy)
-    with pytest.raises(InputError, match="cannot write"):
-        api.encode(oscd_pair, tmp_path / "no" / "x.tec", model=toy)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(InputError, match="not a directory"):  # under a file
+        api.encode(oscd_pair, tmp_path / "file" / "x.tec", model=toy)
     with pytest.raises(InputError, match="no such file"):
         api.decode(tmp_path / "none.tec", model=toy)
     with pytest.raises(InputError, match="timestamps"):
         api.encode(oscd_pair, model=toy, timestamps=["2020-01-01"])
     with pytest.raises(CorruptStreamError):
         api.decode(blob[:-1], model=toy)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["img1_10m.tif", "img2_10m.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "img1_10m.tif", "img2_10m.tif"]
 
 
 def test_unsafe_frame_names_stay_inside_the_output_directory(tmp_path):

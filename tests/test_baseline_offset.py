@@ -22,7 +22,7 @@ from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS
 from terracodec.cli.main import main
 from terracodec.container import PLAIN_HEADER_MAJOR, ContainerReader, ContainerWriter
 from terracodec.demo import SAMPLE_DIR, psnr
-from terracodec.errors import InputError
+from terracodec.errors import InputError, TerracodecWarning
 from terracodec.io.baseline import (
     b10_median, has_baseline_offset, offset_from_date, offset_from_tags, parse_baseline,
 )
@@ -191,13 +191,20 @@ def test_mixed_series_gets_one_shift_per_frame(sample_pair):
     assert abs(p - ref_psnr) < 0.1 and abs(bias) < 20
 
 
-def test_array_input_uses_b10_only_when_bands_are_named(sample_pair):
+def test_array_input_finds_b10_by_name_or_by_the_position_it_is_coded_at(sample_pair):
+    """Unnamed bands are coded as the model's bands by position (with a warning), so band 10
+    is the B10 the model sees: detection reads it there; bands named otherwise have no B10."""
     _, offset = sample_pair
     x = _pixels(offset[:1])[0]
     named = api.info(api.encode(x, model="tec-fp-s2l1c", band_names=list(S2_L1C_BANDS), nodata=0))
-    unnamed = api.info(api.encode(x, model="tec-fp-s2l1c", nodata=0))
+    with pytest.warns(TerracodecWarning, match="do not name their bands"):
+        unnamed = api.info(api.encode(x, model="tec-fp-s2l1c", nodata=0))
     assert named["frame_info"][0]["dn_offset"] == BASELINE_OFFSET
-    assert unnamed["frame_info"][0]["dn_offset"] == 0  # unknown: no shift
+    assert unnamed["frame_info"][0]["dn_offset"] == BASELINE_OFFSET
+    l2a = [b for b in S2_L1C_BANDS if b != "B10"]
+    with pytest.warns(TerracodecWarning, match="cannot tell"):  # no B10, no tags, no date
+        no_b10 = api.info(api.encode(np.delete(x, 10, axis=0), model="tec-fp-s2l2a", band_names=l2a, nodata=0))
+    assert no_b10["frame_info"][0]["dn_offset"] == 0
 
 
 def test_model_with_offset_statistics_shifts_down_for_old_frames(sample_pair):

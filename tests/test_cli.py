@@ -143,7 +143,8 @@ def test_input_errors(toy, pair, tmp_path):
                        dtype="complex64") as ds:
         ds.write(np.ones((4, 4, 4), np.complex64))
     assert_one_line_error(tec("encode", tmp_path / "c.tif", "-o", out, "--model", "toy"), "unsupported data type")
-    assert_one_line_error(tec("encode", *pair, "-o", tmp_path / "nodir" / "x.tec", "--model", "toy"), "cannot write")
+    assert_one_line_error(tec("encode", *pair, "-o", tmp_path / "text.tif" / "x.tec", "--model", "toy"),
+                          "not a directory")
     assert_one_line_error(tec("encode", *pair, "-o", tmp_path, "--model", "toy"), "cannot write")
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "img1_10m.tif", "img2_10m.tif", "smaller.tif", "text.tif"]

@@ -10,9 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from terracodec.api.args import check_output, parse_frames, parse_window
-from terracodec.api.resolve import decode_model
 from terracodec.api.stream import open_stream
-from terracodec.api.tiles import Progress, walk
 from terracodec.container import ContainerReader
 from terracodec.errors import InputError
 from terracodec.header import StreamHeader
@@ -50,7 +48,7 @@ def decode(
     model: Any = None,
     weights: str | os.PathLike | None = None,
     device: str | None = None,
-    progress: Progress | None = None,
+    progress: Any = None,
     overwrite: bool = False,
 ) -> Decoded | list[Path]:
     """Decode a `.tec` stream (path or bytes).
@@ -72,6 +70,8 @@ def decode(
         outputs = AtomicOutputs(overwrite=bool(overwrite), protected=protected)
         if target is not None:
             names = _plan_files(header, selected, target, outputs)  # refused before any work
+        from terracodec.api.resolve import decode_model  # torch: only for a stream that passed
+
         codec = decode_model(header, model, weights, device)
         grid = window_grid(header.grid, win)
         if target is None:
@@ -105,8 +105,11 @@ def window_grid(grid: Grid, win: tuple[int, int, int, int]) -> Grid:
 
 
 def _decode_tiles(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list[int],
-                  window: tuple[int, int, int, int], sink: Any, progress: Progress | None) -> None:
-    """Decode the tiles a window needs; `sink(k, pixels, row, col)` places each."""
+                  window: tuple[int, int, int, int], sink: Any, progress: Any) -> None:
+    """Decode the tiles a window needs; `sink(k, pixels, row, col)` places each;
+    `progress(done, total)` counts tiles."""
+    from terracodec.api.tiles import walk
+
     g = header.grid
     col_off, row_off, width, height = window
     tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
@@ -157,13 +160,12 @@ def _plan_files(header: StreamHeader, selected: list[int], output: Path, outputs
 def _decode_to_files(
     reader: ContainerReader, header: StreamHeader, codec: Any, selected: list[int],
     win: tuple[int, int, int, int], grid: Grid, paths: list[Path], output: Path, cog: bool,
-    outputs: AtomicOutputs, progress: Progress | None,
+    outputs: AtomicOutputs, progress: Any,
 ) -> list[Path]:
     from terracodec.io.writer import RasterWriter
 
     with outputs:
-        if paths[0].parent == output:
-            outputs.make_dir(output)
+        outputs.make_dir(paths[0].parent)
         writers: list[RasterWriter] = []
         try:
             for k, i in enumerate(selected):

@@ -11,9 +11,9 @@ from terracodec.api.stream import open_stream
 def _epsg(wkt: str | None) -> int | None:
     if not wkt:
         return None
-    from rasterio.crs import CRS
+    from terracodec.io.gdal import parse_crs
 
-    return CRS.from_wkt(wkt).to_epsg()  # the header check parsed it already
+    return parse_crs(wkt).to_epsg()  # the header check parsed it already
 
 
 def info(source: str | os.PathLike | bytes) -> dict[str, Any]:
@@ -23,9 +23,12 @@ def info(source: str | os.PathLike | bytes) -> dict[str, Any]:
         g = header.grid
         size = reader.file_size
         pixels = g.height * g.width * g.count
-        frame_bytes = [0] * header.frame_count
-        for (fi, _), e in reader.entries.items():
-            frame_bytes[fi] += e.size
+        import numpy as np
+
+        index = reader.load_index()
+        sizes = index["code_len"].astype(np.int64) + index["patch_len"].astype(np.int64)
+        frame_bytes = np.bincount(index["frame"], weights=sizes, minlength=header.frame_count)
+        frame_bytes = [int(b) for b in frame_bytes]
         return {
             "format_version": "%d.%d" % reader.version,
             "frames": header.frame_count,

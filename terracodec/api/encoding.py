@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,6 +103,7 @@ def encode(
                 encode_into(buffer, stack, header, codec, progress)
                 return buffer.getvalue()
             with outputs:
+                outputs.make_dir(target.parent if str(target.parent) else Path("."))
                 temp = outputs.temp_for(target)
                 try:
                     with open(temp, "r+b") as f:

@@ -61,7 +61,8 @@ def _band_orders(stack: Any, codec: Any, model_bands: list[str] | None) -> list[
     return orders
 
 
-def _frame_offsets(stack: Any, norm_name: str, mode: str | bool, scales: list[float]) -> list[float]:
+def _frame_offsets(stack: Any, norm_name: str, mode: str | bool, scales: list[float],
+                   names: list[list[str | None] | None]) -> list[float]:
     """Per frame, the DN shift of the model's normalisation for the Sentinel-2 baseline offset.
 
     `mode` True / False says every frame has / lacks the +1000 DN offset; "auto" asks
@@ -78,7 +79,7 @@ def _frame_offsets(stack: Any, norm_name: str, mode: str | bool, scales: list[fl
         return [0.0] * count
     if isinstance(mode, bool):
         return [baseline_shift(norm_name, mode)] * count
-    answers = [has_baseline_offset(stack, i, scales[i]) for i in range(count)]
+    answers = [has_baseline_offset(stack, i, scales[i], names[i]) for i in range(count)]
     unknown = [stack.frames[i].name for i, a in enumerate(answers) if a is None]
     if unknown:
         assumed = "without" if norm_name.endswith("-no-offset") else "with"
@@ -101,7 +102,10 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
     norm_name = str(normalization.get("name", ""))
     vrange = valid_range or default_valid_range(grid.dtype)
     scales = [frame_scale(stack, i, norm_name, vrange, scale, name) for i in range(len(stack.frames))]
-    shifts = _frame_offsets(stack, norm_name, baseline_offset, scales)
+    # frames that name no bands are coded as the model's bands by position: B10 is found so
+    positional = [None if all(normalize_band_name(d) for d in meta.descriptions) or not model_bands
+                  else list(model_bands) for meta in stack.frames]
+    shifts = _frame_offsets(stack, norm_name, baseline_offset, scales, positional)
     frames = [FrameInfo(meta, order, shift, s)
               for meta, order, shift, s in zip(stack.frames, orders, shifts, scales)]
     if scale == "auto" and codes_s2_dn(norm_name) and any(s != 1 for s in scales):

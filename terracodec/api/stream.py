@@ -19,13 +19,14 @@ def open_stream(source: Any) -> tuple[ContainerReader, StreamHeader]:
     The index must hold exactly one entry per (frame, tile) the header describes; the count is
     compared by arithmetic before any tile list exists (a forged header's grid costs nothing).
     """
-    reader = ContainerReader(check_source(source))
+    reader = ContainerReader(check_source(source), lazy_index=True)
     try:
         header = StreamHeader.from_json(reader.header)
         frames, tiles = header.frame_count, header.tiles_per_frame
-        if len(reader.entries) != frames * tiles or any(
-            not (0 <= f < frames and 0 <= t < tiles) for f, t in reader.entries
-        ):
+        if reader.count != frames * tiles:
+            raise CorruptStreamError("corrupt .tec file: tile index does not match the header")
+        index = reader.load_index()  # no key repeats: in range means every (frame, tile) once
+        if bool((index["frame"] >= frames).any()) or bool((index["tile"] >= tiles).any()):
             raise CorruptStreamError("corrupt .tec file: tile index does not match the header")
     except BaseException:
         reader.close()

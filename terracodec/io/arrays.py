@@ -17,12 +17,11 @@ def crs_to_wkt(crs: Any) -> str | None:
     """WKT of anything rasterio's `CRS.from_user_input` takes ("EPSG:32632", WKT, a CRS)."""
     if crs is None:
         return None
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
+    from terracodec.io.gdal import parse_crs
 
     try:
-        return (crs if isinstance(crs, CRS) else CRS.from_user_input(crs)).to_wkt()
-    except (CRSError, TypeError, ValueError) as exc:
+        return parse_crs(crs).to_wkt()
+    except ValueError as exc:
         raise InputError(f"not a coordinate reference system: {crs!r} ({str(exc)[:120]})") from None
 
 

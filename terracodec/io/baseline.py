@@ -105,17 +105,19 @@ def strip_rows(height: int, strips: int = B10_STRIPS, rows: int = B10_STRIP_ROWS
     return [(r, rows) for r in sorted(starts)]
 
 
-def b10_index(meta: FrameMeta) -> int | None:
-    """Index (in the file) of the band named B10, if the frame names one."""
-    names = [normalize_band_name(d) for d in meta.descriptions]
+def b10_index(meta: FrameMeta, names: list[str | None] | None = None) -> int | None:
+    """Index (in the file) of the band named B10, if the frame (or `names`, what its bands
+    are taken for when it names none) names one."""
+    names = [normalize_band_name(d) for d in (names or meta.descriptions)]
     return names.index("B10") if "B10" in names else None
 
 
-def b10_median(stack: FrameSource, frame: int, scale: float = 1.0) -> float | None:
+def b10_median(stack: FrameSource, frame: int, scale: float = 1.0,
+               names: list[str | None] | None = None) -> float | None:
     """Median DN of the valid (finite, non-nodata, nonzero) B10 pixels of a few strips; `scale`
     turns the file's values into DN (reflectance 0..1: 10000)."""
     meta = stack.frames[frame]
-    band = b10_index(meta)
+    band = b10_index(meta, names)
     if band is None:
         return None
     values = []
@@ -143,7 +145,8 @@ def offset_from_date(timestamp: str | None) -> bool | None:
     return day >= OFFSET_START
 
 
-def has_baseline_offset(stack: FrameSource, frame: int, scale: float = 1.0) -> bool | None:
+def has_baseline_offset(stack: FrameSource, frame: int, scale: float = 1.0,
+                        names: list[str | None] | None = None) -> bool | None:
     """Whether frame `frame` of `stack` carries the +1000 DN offset: True, False or None.
 
     The frame's timestamp is read from `stack.frames[frame]`, so set it first when the caller
@@ -154,7 +157,7 @@ def has_baseline_offset(stack: FrameSource, frame: int, scale: float = 1.0) -> b
     if answer is not None:
         log.info("frame %s: baseline offset %s (tags)", meta.name, answer)
         return answer
-    median = b10_median(stack, frame, scale)
+    median = b10_median(stack, frame, scale, names)
     if median is not None:
         log.info("frame %s: B10 median %.0f DN", meta.name, median)
         return median >= B10_THRESHOLD

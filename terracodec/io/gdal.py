@@ -21,3 +21,18 @@ def gdal_env() -> Any:
 
 
 __all__ = ["GDAL_CACHE_MB", "gdal_env"]
+
+
+def parse_crs(value: Any) -> Any:
+    """A `rasterio.crs.CRS` from WKT or anything `CRS.from_user_input` takes; ValueError when it
+    is not one. Inside a rasterio environment, so GDAL's complaints become the exception instead
+    of lines on stderr."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        with rasterio.Env():
+            return value if isinstance(value, CRS) else CRS.from_user_input(value)
+    except (CRSError, TypeError, ValueError) as exc:
+        raise ValueError(str(exc)[:200]) from None

@@ -30,14 +30,29 @@ def _creation_options(dtype: np.dtype, block: int) -> dict:
     }
 
 
-def _write_error(path: Path, exc: BaseException) -> InputError:
-    """One line for a failed write: the OS reason when GDAL had one (disk full, ...)."""
-    text = str(exc)
-    for reason in ("No space left on device", "Disk quota exceeded", "Permission denied",
-                   "Read-only file system", "File too large"):
-        if reason.lower() in text.lower():
-            return InputError(f"cannot write {path}: {reason}")
-    return InputError(f"cannot write {path}: {(text.splitlines() or ['write failed'])[0][:200]}")
+def _os_reason(temp: Path) -> str | None:
+    """Why the OS refuses writes to `temp` (a temporary file, removed afterwards anyway): a
+    probe write of 64 KiB, whose error names the cause (disk full, file size limit, ...)."""
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        return exc.strerror
+    try:
+        os.write(fd, bytes(1 << 16))
+        os.fsync(fd)
+    except OSError as exc:
+        return exc.strerror
+    finally:
+        os.close(fd)
+    return None
+
+
+def _write_error(path: Path, exc: BaseException, temp: Path | None = None) -> InputError:
+    """One line for a failed write, with the OS's reason (disk full, ...): GDAL's message is
+    often only "Write failed" (libtiff printed the reason), so the OS is asked again."""
+    reason = _os_reason(temp) if temp is not None and temp.exists() else None
+    text = (str(exc).splitlines() or ["write failed"])[0][:200]
+    return InputError(f"cannot write {path}: {reason or text}")
 
 
 class RasterWriter:
@@ -66,7 +81,7 @@ class RasterWriter:
             self._ds = rasterio.open(self._temp, "w", **profile)
             self._write_meta(grid, meta)
         except (RasterioError, OSError) as exc:
-            raise _write_error(self.path, exc) from None
+            raise _write_error(self.path, exc, self._temp) from None
 
     def _write_meta(self, grid: Grid, meta: FrameMeta) -> None:
         ds = self._ds
@@ -93,7 +108,7 @@ class RasterWriter:
         try:
             self._ds.write(pixels, window=Window(col_off, row_off, w, h))
         except (RasterioError, OSError) as exc:
-            raise _write_error(self.path, exc) from None
+            raise _write_error(self.path, exc, self._temp) from None
 
     def abandon(self) -> None:
         """Close the dataset if it is still open (after an error; `outputs` removes the file)."""
@@ -115,7 +130,7 @@ class RasterWriter:
                 )
                 self._outputs.discard(plain)
         except (RasterioError, OSError) as exc:
-            raise _write_error(self.path, exc) from None
+            raise _write_error(self.path, exc, self._temp) from None
 
 
 def write_raster(
