@@ -17,8 +17,12 @@ Why not torch's intra-op threads:
 
 Threads are budgeted: a batch of `n` tasks on `w` workers gives each task `max(1, w // n)`
 threads of its own (`budget()`), which a task may spend on nested `run_tasks` (one TEC-TT tile
-on a 2-core machine still codes its windows on 2 threads). Every task runs in the caller's
-grad and inference mode.
+on a 2-core machine still codes its windows on 2 threads) and on exact arithmetic
+(`intra_op_threads`). Float arithmetic whose summation order matters (the transforms) runs
+through `run_float` on `float_threads()` threads: a number the caller fixes from the work's
+shape, never from the machine (1 where many tiles run side by side, `ALONE_THREADS` for a
+stream of one tile), so results do not depend on the thread count. Every task runs in the
+caller's grad and inference mode.
 """
 
 from __future__ import annotations
@@ -44,6 +48,34 @@ def _pool(depth: int, workers: int) -> ThreadPoolExecutor:
         if (depth, workers) not in _POOLS:
             _POOLS[depth, workers] = ThreadPoolExecutor(workers, thread_name_prefix=f"tec{depth}")
         return _POOLS[depth, workers]
+
+
+#: Intra-op threads of the float transforms of a stream of one tile (which would otherwise
+#: leave all but one core idle): a constant, so its pixels are the same on every machine of one
+#: kind whatever its core count (oneDNN's sums depend on the thread count, not the cores).
+ALONE_THREADS = 2
+
+
+def float_threads_for(units: int) -> int:
+    """The float thread count for work of `units` independent tiles: 1 when several can run
+    side by side, `ALONE_THREADS` for one."""
+    return 1 if units > 1 else ALONE_THREADS
+
+
+def float_threads() -> int:
+    """Intra-op threads of float transforms in the running task (1 unless its caller said)."""
+    return getattr(_LOCAL, "float_threads", 1)
+
+
+def run_float(fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` on exactly `float_threads()` intra-op threads (see the module docstring)."""
+    n = float_threads()
+
+    def task() -> T:
+        with intra_op_threads(n):
+            return fn(*args)
+
+    return run_tasks([task], workers=1)[0]
 
 
 def budget() -> int:
@@ -73,9 +105,8 @@ def intra_op_threads(n: int) -> Iterator[None]:
 
 
 def one_thread(fn: Callable[..., T], *args: object) -> T:
-    """`fn(*args)` on one intra-op thread (float arithmetic whose summation order must not
-    depend on the thread count)."""
-    return run_tasks([lambda: fn(*args)], workers=1)[0]
+    """`fn(*args)` on one intra-op thread."""
+    return run_tasks([lambda: fn(*args)], workers=1, float_threads=1)[0]
 
 
 def chunks(n: int, size: int) -> list[slice]:
@@ -83,9 +114,11 @@ def chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
 
 
-def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None) -> list[T]:
+def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None,
+              float_threads: Optional[int] = None) -> list[T]:
     """Results of `tasks` (in order), run on up to `workers` threads (default: `budget()`) with
-    one intra-op thread each, in the caller's grad and inference mode."""
+    one intra-op thread each, in the caller's grad and inference mode; `float_threads` (default:
+    the caller's) is what `run_float` gives their float transforms."""
     if not tasks:
         return []
     total = workers or budget()
@@ -93,16 +126,18 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None) -
     share = max(1, total // len(tasks))
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
     depth = getattr(_LOCAL, "depth", 0) + 1
+    floats = float_threads if float_threads is not None else getattr(_LOCAL, "float_threads", 1)
 
     def run(task: Callable[[], T]) -> T:
-        outer = getattr(_LOCAL, "budget", None), getattr(_LOCAL, "depth", 0)
-        _LOCAL.budget, _LOCAL.depth = share, depth
+        outer = (getattr(_LOCAL, "budget", None), getattr(_LOCAL, "depth", 0),
+                 getattr(_LOCAL, "float_threads", 1))
+        _LOCAL.budget, _LOCAL.depth, _LOCAL.float_threads = share, depth, floats
         torch.set_num_threads(1)  # this thread's OpenMP/MKL setting
         try:
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
                 return task()
         finally:
-            _LOCAL.budget, _LOCAL.depth = outer
+            _LOCAL.budget, _LOCAL.depth, _LOCAL.float_threads = outer
 
     old = torch.get_num_threads()
     try:
@@ -114,4 +149,5 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None) -
         torch.set_num_threads(old)  # restores the process-wide default that tasks changed
 
 
-__all__ = ["budget", "chunks", "in_task", "intra_op_threads", "one_thread", "run_tasks"]
+__all__ = ["ALONE_THREADS", "budget", "chunks", "float_threads", "float_threads_for", "in_task", "intra_op_threads",
+           "one_thread", "run_float", "run_tasks"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from terracodec.container import ContainerReader, ContainerWriter, TileRecord
 from terracodec.header import StreamHeader
-from terracodec.parallel import budget, chunks, run_tasks
+from terracodec.parallel import budget, chunks, float_threads_for, run_tasks
 from terracodec.tilecode import decode_tile, decode_tile_latents, encode_tile
 from terracodec.tiling import Tile, tile_grid
 
@@ -39,6 +39,14 @@ def tile_rows(tiles: list[Tile]) -> list[list[Tile]]:
     for t in tiles:
         rows.setdefault(t.grid_row, []).append(t)
     return list(rows.values())
+
+
+def float_threads_of(header: StreamHeader) -> int:
+    """Intra-op threads of a stream's float transforms, fixed by its shape (so its pixels are
+    the same whatever decodes them, `terracodec.parallel.float_threads_for`). Image streams:
+    every (frame, tile) is independent; temporal streams: the tiles."""
+    units = header.tiles_per_frame * (header.frame_count if header.codec.kind != "temporal" else 1)
+    return float_threads_for(units)
 
 
 def _batches(items: list) -> list[list]:
@@ -63,6 +71,7 @@ def encode_into(f: BinaryIO, stack: Any, header: StreamHeader, codec: Any,
     major = DN_SCALE_MAJOR if any(fr.dn_scale != 1 for fr in header.frames) else FORMAT_MAJOR
     writer = ContainerWriter(f, header.to_json(), header.frame_count, len(tiles), major=major)
     total, done = header.frame_count * len(tiles), 0
+    floats = float_threads_of(header)
     strips: dict[tuple[int, int], np.ndarray] = {}
 
     def pixels(fi: int, t: Tile) -> np.ndarray:
@@ -77,7 +86,7 @@ def encode_into(f: BinaryIO, stack: Any, header: StreamHeader, codec: Any,
         nonlocal done
         tasks = [partial(encode_tile, pixels(fi, t), t, model, norms[fi], header.frames[fi].meta.nodata,
                          header.valid_range) for fi, t, model in units]
-        for (fi, t, _), record in zip(units, run_tasks(tasks)):
+        for (fi, t, _), record in zip(units, run_tasks(tasks, float_threads=floats)):
             writer.write_tile(fi, t.index, record)
             done += 1
             if progress:
@@ -104,6 +113,7 @@ def walk(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list
     norms = frame_normalizers(header)
     dtype = np.dtype(header.grid.dtype)
     wanted = {fi: k for k, fi in enumerate(frames)}
+    floats = float_threads_of(header)
 
     def one(fi: int, t: Tile, model: Any, record: TileRecord) -> Any:
         if fi not in wanted or want == "latents":
@@ -116,7 +126,8 @@ def walk(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list
 
     def run(units: list[tuple[int, Tile, Any]]) -> Iterator[tuple[int, Tile, Any]]:
         records = [reader.read_tile(fi, t.index) for fi, t, _ in units]
-        results = run_tasks([partial(one, fi, t, m, r) for (fi, t, m), r in zip(units, records)])
+        results = run_tasks([partial(one, fi, t, m, r) for (fi, t, m), r in zip(units, records)],
+                            float_threads=floats)
         for (fi, t, _), result in zip(units, results):
             if fi in wanted:
                 yield wanted[fi], t, result
@@ -132,4 +143,4 @@ def walk(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list
                 yield from run([(fi, t, sequences[t.index]) for t in batch])
 
 
-__all__ = ["Progress", "encode_into", "frame_normalizers", "tile_rows", "walk"]
+__all__ = ["Progress", "encode_into", "float_threads_of", "frame_normalizers", "tile_rows", "walk"]

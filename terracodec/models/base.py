@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from terracodec.errors import CorruptStreamError, InputError, ModelError
-from terracodec.parallel import budget, intra_op_threads, one_thread
+from terracodec.parallel import budget, intra_op_threads, run_float
 
 PAYLOAD_VERSION = 1
 
@@ -155,7 +155,7 @@ class ImageCodec(nn.Module):
         if not bool(torch.isfinite(x).all()):
             raise InputError("tile holds non-finite values")
         x = x.to(self.device, torch.float32)
-        y = one_thread(self.analysis, x)  # float: the same latents whatever the thread count
+        y = run_float(self.analysis, x)  # float: the same latents whatever the thread count
         with intra_op_threads(budget()):  # exact arithmetic: any thread count
             strings, _ = self.compress_latents(y)
         return [pack_streams([s[b] for s in strings]) for b in range(x.shape[0])]
@@ -180,11 +180,12 @@ class ImageCodec(nn.Module):
     @torch.no_grad()
     def decode_tiles(self, data: Sequence[bytes], height: int, width: int) -> Tensor:
         """`[B, C, H, W]` reconstructions (normalised) of payloads of H x W tiles. The synthesis
-        runs on one intra-op thread: oneDNN's 1x1 and transposed convolutions sum in another
-        order with another thread count, and decoded pixels must not depend on it."""
+        runs on a fixed number of intra-op threads (`terracodec.parallel.run_float`): oneDNN's
+        1x1 and transposed convolutions sum in another order with another thread count, and
+        decoded pixels must not depend on it."""
         with intra_op_threads(budget()):  # exact arithmetic: any thread count
             latents = self.decode_latents_batch(data, height, width)
-        x_hat = one_thread(self.synthesis, latents["y_hat"].to(torch.float32))
+        x_hat = run_float(self.synthesis, latents["y_hat"].to(torch.float32))
         return x_hat.float()
 
     def decode_tile(self, data: bytes, height: int, width: int) -> Tensor:
