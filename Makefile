@@ -1,28 +1,37 @@
-# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv first.
+# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv first:
+# `make demo` with what the library needs, `make test` with the test tools on top.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.core-installed
+DEV := $(VENV)/.dev-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch CPU first (a plain `torch` requirement would pull a multi-GB CUDA build)
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile -e .
+	touch $(CORE)
 
-setup: $(STAMP)
+$(DEV): $(CORE)
+	$(PY) -m pip install -q --no-compile -e ".[dev]"
+	touch $(DEV)
 
-demo: $(STAMP)
+setup: $(DEV)
+
+demo: $(CORE)
 	$(PY) -m terracodec.demo
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-bench: $(STAMP)
+test-fast: $(DEV)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+bench: $(DEV)
 	$(PY) benchmarks/entropy_coding.py
 
 clean:

@@ -17,27 +17,22 @@ def _perturbed(module: torch.nn.Module, seed: int) -> None:
 
 
 @pytest.mark.parametrize("inverse", [False, True])
-def test_gdn_matches_compressai(compressai, inverse):
-    from compressai.layers import GDN as ReferenceGDN
-
-    ref = ReferenceGDN(6, inverse=inverse)
-    _perturbed(ref, 3)
+def test_gdn_matches_compressai(compressai_ref, inverse):
+    """CompressAI's GDN (weights perturbed, its output and gradients recorded in
+    tests/fixtures/compressai/) loads into ours and gives the same results; same layout, so
+    CompressAI loads ours too."""
+    ref, meta = compressai_ref
+    tag = f"gdn.{int(inverse)}"
     ours = GDN(6, inverse=inverse)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in ref.state_dict().items()
-    }
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(2, 6, 5, 7, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    out, out_ref = ours(x), ref(x_ref)
-    torch.testing.assert_close(out, out_ref, rtol=1e-6, atol=1e-7)
+    assert {k: list(v.shape) for k, v in ours.state_dict().items()} == meta[f"{tag}.state.keys"]
+    ours.load_state_dict({k: ref[f"{tag}.state.{k}"] for k in meta[f"{tag}.state.keys"]}, strict=True)
+    x = ref[f"{tag}.x"].clone().requires_grad_(True)
+    out = ours(x)
+    torch.testing.assert_close(out, ref[f"{tag}.out"], rtol=1e-6, atol=1e-7)
     out.square().sum().backward()
-    out_ref.square().sum().backward()
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ours.gamma.grad, ref.gamma.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ours.beta.grad, ref.beta.grad, rtol=1e-5, atol=1e-6)
-    # and back: CompressAI loads ours
-    ReferenceGDN(6, inverse=inverse).load_state_dict(ours.state_dict(), strict=True)
+    torch.testing.assert_close(x.grad, ref[f"{tag}.grad.x"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.gamma.grad, ref[f"{tag}.grad.gamma"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.beta.grad, ref[f"{tag}.grad.beta"], rtol=1e-5, atol=1e-6)
 
 
 def test_gdn_any_spatial_rank():
