@@ -35,7 +35,7 @@ import torch
 from _common import SHARED_DATA, cpu_name
 
 from terracodec.bands import S2_L1C_BANDS
-from terracodec.models.registry import load_model
+from terracodec.zoo import load_model
 from terracodec.normalization import Normalization
 from terracodec.parallel import float_threads_for, run_tasks
 from terracodec.tiling import pad_tile, tile_grid

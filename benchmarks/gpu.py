@@ -83,7 +83,7 @@ def _unpack(tensors: dict, prefix: str) -> list[bytes]:
 def foreign_streams(dn: torch.Tensor) -> dict[str, torch.Tensor]:
     """Streams of the crops coded on this machine's CPU, with their decoded latents, for a
     check on another machine (another CPU family, torch version and a GPU)."""
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     out: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -102,7 +102,7 @@ def foreign_streams(dn: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def foreign_check(tensors: dict) -> dict:
     """Decode the streams coded on another machine here, on the CPU and on `DEVICE`."""
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     out = {}
     with torch.no_grad():
@@ -175,7 +175,7 @@ def bands_for(model: Any, dn_l1c: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- determinism
 def image_determinism(name: str, dn: torch.Tensor) -> dict:
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     cpu = load_model(name, 3)
     gpu = load_model(name, 3).to(DEVICE)
@@ -227,7 +227,7 @@ def _tt_latents(model: Any, payloads, h: int, w: int, split: bool = False) -> li
 
 
 def tt_determinism(dn: torch.Tensor) -> dict:
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     cpu = load_model("tec-tt-small")
     gpu = load_model("tec-tt-small").to(DEVICE)
@@ -358,7 +358,7 @@ def main() -> None:
         sys.exit("error: no CUDA device: this benchmark compares the CPU with a GPU")
     from safetensors.torch import load_file
 
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     dn = load_file(str(args.inputs))["dn"].to(torch.int32)  # [T, B, 13, 256, 256]
     results: dict = {"machine": {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (dry run)", "torch": torch.__version__,

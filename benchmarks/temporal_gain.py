@@ -48,6 +48,7 @@ FP_NAME = "tec-fp-s2l1c"
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import cpu_name, eolearn_series, oscd_test_series  # noqa: E402
+from terracodec.zoo import from_pretrained
 from terracodec.bands import S2_L1C_BANDS  # noqa: E402
 from terracodec.bench.metrics import PEAK_10K, psnr_from_mse  # noqa: E402
 
@@ -135,10 +136,10 @@ def _gain(rate: float, reference: float) -> float:
 # ----------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from terracodec.models.base import ImageCodec
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     torch.set_num_threads(args.threads)
-    tt = ImageCodec.from_pretrained(str(args.tt)).eval()
+    tt = from_pretrained(str(args.tt)).eval()
     tt.update()
     fps = {q: load_model(FP_NAME, q, weights=args.fp_weights) for q in (1, 2, 3, 4, 5)}
     eolearn = [(s.name, s.pixels) for s in eolearn_series(S2_L1C_BANDS)]

@@ -37,7 +37,7 @@ from _common import cpu_name, oscd_test_series  # noqa: E402
 
 from terracodec import api  # noqa: E402
 from terracodec.bench.metrics import PEAK_10K, psnr_from_mse  # noqa: E402
-from terracodec.models.registry import list_models, load_model  # noqa: E402
+from terracodec.zoo import list_models, load_model  # noqa: E402
 from terracodec.normalization import Normalization  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

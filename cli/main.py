@@ -112,7 +112,9 @@ def main() -> None:
                    "repeat in time order. Decoding gives the frame on that grid.")
 @click.option("--bands", "bands_text", default=None, metavar="B01,B02,...",
               help="Names of the input's bands, by position (for files that do not name them).")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model name (see `tec models`).")
+@click.option("--model", default=None,
+              help=f"Model name (see `tec models`); default: the model --weights is (a TerraCodec "
+                   f"v1 .pt is recognised), else {DEFAULT_MODEL}.")
 @click.option("--quality", default=None, help="Quality level (see `tec models`); default: the model's.")
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
 @click.option("--tile-size", default=DEFAULT_TILE_SIZE, show_default=True,
@@ -130,7 +132,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never an input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], bands_text: str | None,
-           model: str, quality: str | None, weights: str | None, tile_size: int, device: str | None,
+           model: str | None, quality: str | None, weights: str | None, tile_size: int, device: str | None,
            baseline_offset: str, scale_text: str, overwrite: bool, quiet: bool) -> None:
     """Encode INPUTS (one multi-band GeoTIFF, or several frames on one grid, in time order)."""
     from terracodec.api.encoding import encode as api_encode
@@ -200,6 +202,7 @@ def info(source: str, as_json: bool) -> None:
         f"frames         {d['frames']}",
         f"size           {d['width']} x {d['height']} pixels, {d['bands']} bands, {d['dtype']}",
         f"model          {d['model']} (quality {d['quality']}, {d['kind']}, weights {d['weights_hash'][:12]})",
+        *([f"               {d['model_description']}"] if d.get("model_description") else []),
         f"normalisation  {d['normalization'] or 'custom'}",
         *([f"coded on       {d['coder_platform']} (TEC-TT streams decode bit-exactly there)"]
           if d.get("coder_platform") else []),
@@ -226,15 +229,16 @@ def info(source: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
     """List the available models and the --quality values they accept."""
-    from terracodec.api.resolve import models as api_models
+    from terracodec.zoo.table import list_models
 
-    table = api_models()
+    table = list_models()
     if as_json:
         click.echo(json.dumps(_jsonable(table), indent=2))
         return
     for m in table:
         qualities = ", ".join(str(q) for q in m.get("qualities", []))
-        click.echo(f"{m['name']:<20} {m.get('kind', '?'):<9} {m.get('bands', '?'):>3} bands  "
+        bands = m.get("bands") or "any"
+        click.echo(f"{m['name']:<20} {m.get('kind', '?'):<9} {bands:>3} bands  "
                    f"qualities: {qualities}")
 
 

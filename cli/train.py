@@ -87,8 +87,10 @@ def new_model(arch: str, channels: int, latent: int, arch_text: str | None, band
         config["lambdas"] = lambdas
     else:
         config["lambda"] = lambdas[0]
+    from terracodec.zoo import from_config
+
     torch.manual_seed(seed)
-    return ImageCodec.from_config(config)
+    return from_config(config)
 
 
 @click.command("train")
@@ -151,15 +153,17 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     else:
         scenes = load_scenes(inputs, bands)
     norm = training_normalization(bands, has_offset)
+    from terracodec.zoo import from_pretrained
+
     if resume:
-        model = ImageCodec.from_pretrained(str(out / "model"))
+        model = from_pretrained(str(out / "model"))
         norm = Normalization.from_config(model.config["normalization"])
     else:
         model = new_model(arch, n, m, arch_text, bands, norm, lambdas, seed)
         if init_path:
             from terracodec.training.warm_start import warm_start
 
-            warm_start(model, ImageCodec.from_pretrained(init_path))
+            warm_start(model, from_pretrained(init_path))
     if temporal and crop % model.multiple:
         raise InputError(f"--crop must be a multiple of {model.multiple} for tec-tt, got {crop}")
     if temporal:

@@ -9,7 +9,11 @@ Same algorithm and bytes as the torch reference (`terracodec/entropy/rans_torch.
   up in decode order. The host then keeps `[tail, size)` of every chunk.
 * decode: binary search of the slot in each lane's CDF row, renormalisation words read at
   `read + cumsum(need) - 1`, with every read checked against the chunk's word count; the
-  kernel reports per chunk whether it overran, left words, or ended a lane away from state L.
+  kernel reports a status code per chunk (`rans_format.STATUS_*`: it overran, left words, or
+  ended a lane away from state L).
+
+The format's numbers come from `terracodec/entropy/rans_format.py`, as `tl.constexpr` globals
+(the only globals a kernel may read).
 
 GPU parallelism is chunks x lanes. The default layout (4 lanes, 65536-symbol chunks) is chosen
 for CPU speed and a small header, so a 10 M-symbol stream is only ~150 programs of 4 lanes; an
@@ -27,8 +31,20 @@ import torch
 import triton
 import triton.language as tl
 
+from terracodec.entropy import rans_format as fmt
 from terracodec.entropy.rans_torch import symbol_intervals
 from terracodec.errors import CorruptStreamError
+
+_PRECISION = tl.constexpr(fmt.PRECISION)
+_SLOT_MASK = tl.constexpr(fmt.SLOT_MASK)
+_L_BITS = tl.constexpr(fmt.RANS_L_BITS)
+_WORD_BITS = tl.constexpr(fmt.WORD_BITS)
+_EMIT_SHIFT = tl.constexpr(fmt.EMIT_SHIFT)
+_MIN_CDF_LENGTH = tl.constexpr(fmt.MIN_CDF_LENGTH)
+_OK = tl.constexpr(fmt.STATUS_OK)
+_WORDS_OVERRUN = tl.constexpr(fmt.STATUS_WORDS_OVERRUN)
+_WORDS_LEFT = tl.constexpr(fmt.STATUS_WORDS_LEFT)
+_BAD_FINAL_STATE = tl.constexpr(fmt.STATUS_BAD_FINAL_STATE)
 
 
 @triton.jit
@@ -38,23 +54,23 @@ def _encode_kernel(start_ptr, freq_ptr, words_ptr, tails_ptr, states_ptr, n, chu
     lane = tl.arange(0, LP)
     begin = c * chunk
     size = tl.minimum(n - begin, chunk)  # symbols in this chunk
-    x = tl.full([LP], 1, tl.int64) << 31  # every lane starts at L
+    x = tl.full([LP], 1, tl.int64) << _L_BITS  # every lane starts at L
     tail = size  # words of steps already coded occupy [tail, size) of the chunk's slice
     for t in range(steps):
         j = (steps - 1 - t) * lanes + lane
         act = (lane < lanes) & (j < size)
         st = tl.load(start_ptr + begin + j, mask=act, other=0).to(tl.int64)
         fr = tl.load(freq_ptr + begin + j, mask=act, other=1).to(tl.int64)
-        emit = act & ((x >> 47) >= fr)  # x >= fr << 47 without overflow at fr = 1 << 16
+        emit = act & ((x >> _EMIT_SHIFT) >= fr)  # x >= fr << EMIT_SHIFT, without overflow
         e = emit.to(tl.int32)
         m = tl.sum(e, axis=0)
         pos = tail - m + tl.cumsum(e, axis=0) - 1
-        low = x - ((x >> 32) << 32)
+        low = x - ((x >> _WORD_BITS) << _WORD_BITS)
         tl.store(words_ptr + begin + pos, low.to(tl.int32), mask=emit)
         tail = tail - m
-        x = tl.where(emit, x >> 32, x)
+        x = tl.where(emit, x >> _WORD_BITS, x)
         q = x // fr
-        x = tl.where(act, (q << 16) + (x - q * fr) + st, x)
+        x = tl.where(act, (q << _PRECISION) + (x - q * fr) + st, x)
     tl.store(tails_ptr + c, tail)
     tl.store(states_ptr + c * lanes + lane, x, mask=lane < lanes)
 
@@ -68,7 +84,7 @@ def _decode_kernel(words_ptr, base_ptr, counts_ptr, states_ptr, idx_ptr, cdf_ptr
     lane_ok = lane < lanes
     begin = c * chunk
     size = tl.minimum(n - begin, chunk)
-    rans_l = tl.full([LP], 1, tl.int64) << 31
+    rans_l = tl.full([LP], 1, tl.int64) << _L_BITS
     x = tl.load(states_ptr + c * lanes + lane, mask=lane_ok, other=0)
     x = tl.where(lane_ok, x, rans_l)
     base = tl.load(base_ptr + c)
@@ -80,9 +96,9 @@ def _decode_kernel(words_ptr, base_ptr, counts_ptr, states_ptr, idx_ptr, cdf_ptr
         act = lane_ok & (j < size)
         r = tl.load(idx_ptr + begin + j, mask=act, other=0)
         row = cdf_ptr + r.to(tl.int64) * row_stride
-        slot = x & 65535
+        slot = x & _SLOT_MASK
         lo = lane * 0
-        hi = tl.load(len_ptr + r, mask=act, other=2) - 1
+        hi = tl.load(len_ptr + r, mask=act, other=_MIN_CDF_LENGTH) - 1
         for _ in tl.static_range(SEARCH_STEPS):  # largest v with cdf[v] <= slot
             mid = (lo + hi) >> 1
             go = tl.load(row + mid, mask=act, other=0).to(tl.int64) <= slot
@@ -90,21 +106,23 @@ def _decode_kernel(words_ptr, base_ptr, counts_ptr, states_ptr, idx_ptr, cdf_ptr
             hi = tl.where(go, hi, mid)
         st = tl.load(row + lo, mask=act, other=0).to(tl.int64)
         fr = tl.load(row + lo + 1, mask=act, other=1).to(tl.int64) - st
-        y = fr * (x >> 16) + slot - st
-        need = act & ((y >> 31) == 0)
+        y = fr * (x >> _PRECISION) + slot - st
+        need = act & ((y >> _L_BITS) == 0)
         e = need.to(tl.int32)
         pos = read + tl.cumsum(e, axis=0) - 1
         inside = pos < count
         overrun = overrun | tl.max((need & (pos >= count)).to(tl.int32), axis=0)
         w = tl.load(words_ptr + base + pos, mask=need & inside, other=0)
         w = w.to(tl.uint32).to(tl.int64)
-        y = tl.where(need, (y << 32) | w, y)
+        y = tl.where(need, (y << _WORD_BITS) | w, y)
         x = tl.where(act, y, x)
         read = read + tl.sum(e, axis=0)
         tl.store(out_ptr + begin + j, lo, mask=act)
     wrong_state = tl.max((lane_ok & (x != rans_l)).to(tl.int32), axis=0)
-    err = overrun | ((read != count).to(tl.int32) * 2) | (wrong_state * 4)
-    tl.store(err_ptr + c, err)
+    status = tl.where(wrong_state != 0, _BAD_FINAL_STATE, _OK)
+    status = tl.where(read != count, _WORDS_LEFT, status)
+    status = tl.where(overrun != 0, _WORDS_OVERRUN, status)
+    tl.store(err_ptr + c, status)
 
 
 def _lanes_block(lanes: int) -> int:
@@ -156,10 +174,11 @@ def decode(words: np.ndarray, counts: np.ndarray, states: np.ndarray, indexes: t
     _decode_kernel[(n_chunks,)](
         stream, base, count, state, indexes, cdfs, lengths, out, err, n, chunk, lanes, steps,
         cdfs.shape[1], LP=_lanes_block(lanes), SEARCH_STEPS=search_steps, num_warps=1)
-    for bit, what in ((1, "a chunk needs more words than it holds"), (2, "words left over"),
-                      (4, "a lane did not end in the initial state")):
-        if bool(((err & bit) != 0).any()):
-            raise CorruptStreamError(f"rANS stream is corrupt ({what})")
+    bad = torch.nonzero(err).reshape(-1)
+    if bad.numel():
+        chunk_at = int(bad[0])
+        raise CorruptStreamError(f"rANS stream is corrupt "
+                                 f"({fmt.CORRUPT_MESSAGES[int(err[chunk_at])]}: chunk {chunk_at})")
     rows = indexes.long()
-    escaped = out.long() == lengths.long()[rows] - 2
+    escaped = out.long() == lengths.long()[rows] - fmt.ESCAPE_FROM_END
     return (out.long() + offsets.long()[rows]).to(torch.int32), escaped.nonzero().squeeze(1)

@@ -18,8 +18,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from terracodec import layout_compact as compact
 from terracodec import limits
 from terracodec.errors import CorruptStreamError, InputError
+from terracodec.layout_compact import COMPACT_MAJOR
 
 MAGIC = b"\x89TEC\r\n\x1a\n"
 #: 1.0: the header is plain UTF-8 JSON.
@@ -33,10 +35,12 @@ ZLIB_HEADER_MAJOR = 3
 #: 3.0 plus a per-frame `dn_scale` (reflectance coded as DN) that a reader must apply: written
 #: only for files with such a frame, so that a 3.x reader refuses exactly those.
 DN_SCALE_MAJOR = 4
-FORMAT_MAJOR = ZLIB_HEADER_MAJOR
+#: The compact layout (`terracodec.layout_compact`): index at the end, 8 bytes an entry, the
+#: header in the compact schema (`terracodec.header_compact`). What this writer writes.
+FORMAT_MAJOR = COMPACT_MAJOR
 FORMAT_MINOR = 0
 #: Majors this reader knows.
-READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR)
+READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR, COMPACT_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
@@ -84,10 +88,10 @@ def _crc(*parts: bytes) -> int:
     return value & 0xFFFFFFFF
 
 
-def _inflate_header(data: bytes) -> bytes:
+def _inflate_header(data: bytes, zdict: bytes = b"") -> bytes:
     """The JSON bytes of a zlib-compressed header, at most `MAX_HEADER_BYTES` of them (a forged
-    header cannot make the reader inflate gigabytes)."""
-    inflater = zlib.decompressobj()
+    header cannot make the reader inflate gigabytes); `zdict`: major 5's preset dictionary."""
+    inflater = zlib.decompressobj(zdict=zdict) if zdict else zlib.decompressobj()
     try:
         out = inflater.decompress(data, MAX_HEADER_BYTES)
     except zlib.error as exc:
@@ -128,15 +132,23 @@ class ContainerWriter:
             )
         if not 0 <= frames * tiles <= limits.MAX_ENTRIES:
             raise InputError(f"cannot write {frames} x {tiles} tiles (at most {limits.MAX_ENTRIES})")
-        if major >= ZLIB_HEADER_MAJOR:
+        if major == COMPACT_MAJOR:
+            header_bytes = compact.compress_header(header_bytes)
+        elif major >= ZLIB_HEADER_MAJOR:
             header_bytes = zlib.compress(header_bytes, 9)
         count = frames * tiles
-        head = struct.pack("<8sHHII", MAGIC, major, FORMAT_MINOR, len(header_bytes), count)
+        self._major = major
         self._start = fileobj.tell()
-        fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
-        self._index_pos = fileobj.tell()
-        fileobj.write(bytes(count * _ENTRY.size + _TRAILER.size))
+        if major == COMPACT_MAJOR:  # the index goes after the records, at close
+            head = struct.pack("<8sHHI", MAGIC, major, FORMAT_MINOR, len(header_bytes))
+            fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
+        else:
+            head = struct.pack("<8sHHII", MAGIC, major, FORMAT_MINOR, len(header_bytes), count)
+            fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
+            self._index_pos = fileobj.tell()
+            fileobj.write(bytes(count * _ENTRY.size + _TRAILER.size))
         self._pos = fileobj.tell()
+        self._order: list[tuple[int, int]] = []
         self._entries: dict[tuple[int, int], IndexEntry] = {}
         self._closed = False
 
@@ -153,6 +165,7 @@ class ContainerWriter:
             frame, tile, self._pos - self._start, len(record.code), len(record.patch),
             record.flags, _crc(record.code, record.patch),
         )
+        self._order.append((frame, tile))
         self._pos += len(record.code) + len(record.patch)
 
     def close(self) -> int:
@@ -162,6 +175,14 @@ class ContainerWriter:
         missing = self._frames * self._tiles - len(self._entries)
         if missing:
             raise ValueError(f"{missing} tiles were never written")
+        if self._major == COMPACT_MAJOR:
+            rows = [self._entries[k] for k in self._order]
+            index = compact.index_bytes([(e.frame, e.tile, e.code_len, e.patch_len, e.flags, e.crc32) for e in rows])
+            self._f.seek(self._pos)
+            self._f.write(index + compact.footer(index, len(rows)))
+            self._pos += len(index) + compact.FOOTER.size
+            self._closed = True
+            return self._pos - self._start
         index = b"".join(
             _ENTRY.pack(e.frame, e.tile, e.offset, e.code_len, e.patch_len, e.flags, e.crc32)
             for _, e in sorted(self._entries.items())
@@ -210,8 +231,15 @@ class ContainerReader:
         self.file_size = self._f.tell()
         if self.file_size < len(MAGIC) or self._read_exact(0, len(MAGIC), "magic") != MAGIC:
             raise CorruptStreamError("not a .tec file (bad magic number)")
-        pre = self._read_exact(0, _PREAMBLE.size, "preamble")
-        _, major, minor, header_len, count, header_crc = _PREAMBLE.unpack(pre)
+        major, minor = struct.unpack("<HH", self._read_exact(8, 4, "preamble"))
+        if major == COMPACT_MAJOR:
+            pre = self._read_exact(0, compact.HEAD.size, "preamble")
+            _, major, minor, header_len, header_crc = compact.HEAD.unpack(pre)
+            data_start = compact.HEAD.size + header_len
+            count, self._index_pos = compact.read_footer(self._read_exact, self.file_size, data_start)
+        else:
+            pre = self._read_exact(0, _PREAMBLE.size, "preamble")
+            _, major, minor, header_len, count, header_crc = _PREAMBLE.unpack(pre)
         if major not in READ_MAJORS:
             raise CorruptStreamError(
                 f"unsupported .tec format version {major}.{minor} "
@@ -222,11 +250,11 @@ class ContainerReader:
             raise CorruptStreamError("corrupt .tec file: header length is implausible")
         if count > limits.MAX_ENTRIES:
             raise CorruptStreamError("corrupt .tec file: tile count is implausible")
-        header_bytes = self._read_exact(_PREAMBLE.size, header_len, "header")
+        header_bytes = self._read_exact(len(pre), header_len, "header")
         if _crc(pre[:-4], header_bytes) != header_crc:
             raise CorruptStreamError("corrupt .tec file: header checksum mismatch")
         if major >= ZLIB_HEADER_MAJOR:
-            header_bytes = _inflate_header(header_bytes)
+            header_bytes = _inflate_header(header_bytes, compact.HEADER_DICTIONARY if major == COMPACT_MAJOR else b"")
         try:
             self.header = json.loads(header_bytes.decode("utf-8"), parse_constant=_no_constant)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -236,7 +264,9 @@ class ContainerReader:
         if not isinstance(self.header, dict):
             raise CorruptStreamError("corrupt .tec file: header is not a JSON object")
         self.count = count
-        self._index_pos = _PREAMBLE.size + header_len
+        self._data_start = len(pre) + header_len
+        if major != COMPACT_MAJOR:
+            self._index_pos = self._data_start
         self._index: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._entries: dict[tuple[int, int], IndexEntry] | None = None
@@ -246,6 +276,8 @@ class ContainerReader:
         caller checks `count` against the header first, so a forged count costs nothing."""
         if self._index is not None:
             return self._index
+        if self.version[0] == COMPACT_MAJOR:
+            return self._load_compact_index()
         count, index_pos = self.count, self._index_pos
         index_size = count * _ENTRY.size
         index = self._read_exact(index_pos, index_size + _TRAILER.size, "tile index")
@@ -259,11 +291,22 @@ class ContainerReader:
             )
         entries = np.frombuffer(index, INDEX_DTYPE, count)
         data_start = index_pos + index_size + _TRAILER.size
+        return self._keep_index(entries, data_start, end)
+
+    def _load_compact_index(self) -> np.ndarray:
+        index_len = self.file_size - compact.FOOTER.size - self._index_pos
+        index = self._read_exact(self._index_pos, index_len, "tile index")
+        tail = self._read_exact(self.file_size - compact.FOOTER.size, compact.FOOTER.size, "footer")
+        entries = compact.parse_index(index, tail, self.count, self._data_start, self._index_pos, INDEX_DTYPE)
+        return self._keep_index(entries, self._data_start, self._index_pos)
+
+    def _keep_index(self, entries: np.ndarray, data_start: int, end: int) -> np.ndarray:
+        """Check an index's entries (inside the records' space, no key twice) and keep it."""
         offsets = entries["offset"].astype(np.uint64)
         sizes = entries["code_len"].astype(np.uint64) + entries["patch_len"].astype(np.uint64)
         keys = (entries["frame"].astype(np.uint64) << np.uint64(32)) | entries["tile"].astype(np.uint64)
         order = np.argsort(keys, kind="stable")
-        if count and (
+        if len(entries) and (
             bool((offsets < data_start).any()) or bool((offsets + sizes > end).any())
             or bool((np.diff(keys[order]) == 0).any())
         ):

@@ -17,6 +17,8 @@ import zlib
 from typing import Any, Callable
 
 from terracodec import limits
+from terracodec.header_compact import expand
+from terracodec.layout_compact import COMPACT_MAJOR, HEADER_DICTIONARY, compress_header, footer, index_bytes
 from terracodec.container import _ENTRY, _PREAMBLE, _TRAILER, MAGIC, ContainerReader, IndexEntry
 
 Parts = tuple[dict, list[IndexEntry], dict[tuple[int, int], bytes]]
@@ -27,17 +29,23 @@ TILE_LEVEL = ("patch_bomb_1g", "payload_garbage")
 
 
 def parse(data: bytes) -> Parts:
-    """(header dict, index entries, record bytes by (frame, tile)) of a valid stream."""
+    """(header dict, index entries, record bytes by (frame, tile)) of a valid stream; the
+    header in the full schema (a major 5 header expanded), so that forgeries edit real fields."""
     with ContainerReader(data) as r:
         records = {k: data[e.offset : e.offset + e.size] for k, e in r.entries.items()}
-        return copy.deepcopy(r.header), list(r.entries.values()), records
+        header = expand(r.header) if r.version[0] == COMPACT_MAJOR else r.header
+        return copy.deepcopy(header), list(r.entries.values()), records
 
 
 def rebuild(header: dict | bytes, entries: list[IndexEntry], records: dict[tuple[int, int], bytes],
-            *, major: int = 3, count: int | None = None, compress: bool = True) -> bytes:
-    """A container with CRCs, offsets and lengths made right for whatever it holds. `header` is
-    a JSON object (dumped as is) or the raw JSON bytes; `count` overrides the entry count field."""
+            *, major: int = COMPACT_MAJOR, count: int | None = None, compress: bool = True) -> bytes:
+    """A container with CRCs, offsets and lengths made right for whatever it holds (the compact
+    layout of major 5, or the classic one). `header` is a JSON object (dumped as is) or the raw
+    JSON bytes; `count` overrides the entry count field; `compress` False stores `header` bytes
+    as they are (already compressed)."""
     raw = header if isinstance(header, bytes) else json.dumps(header, separators=(",", ":")).encode()
+    if major == COMPACT_MAJOR:
+        return _rebuild_compact(raw if not compress else compress_header(raw), entries, records, count)
     stored = zlib.compress(raw, 9) if compress and major >= 3 else raw
     n = len(entries) if count is None else count
     head = struct.pack("<8sHHII", MAGIC, major, 0, len(stored), n)
@@ -51,6 +59,21 @@ def rebuild(header: dict | bytes, entries: list[IndexEntry], records: dict[tuple
         pos += len(rec)
     trailer = _TRAILER.pack(pos, zlib.crc32(index + struct.pack("<Q", pos)))
     return head + struct.pack("<I", zlib.crc32(head + stored)) + stored + index + trailer + body
+
+
+def _rebuild_compact(stored: bytes, entries: list[IndexEntry], records: dict[tuple[int, int], bytes],
+                     count: int | None) -> bytes:
+    head = struct.pack("<8sHHI", MAGIC, COMPACT_MAJOR, 0, len(stored))
+    body, rows = b"", []
+    for e in entries:
+        rec = records.get((e.frame, e.tile), b"")
+        code_len = min(e.code_len, len(rec))
+        rows.append((e.frame, e.tile, code_len, len(rec) - code_len, e.flags, zlib.crc32(rec)))
+        body += rec
+    index = index_bytes(rows)
+    n = len(rows) if count is None else count
+    tail = footer(index, n)
+    return head + struct.pack("<I", zlib.crc32(head + stored)) + stored + body + index + tail
 
 
 def _edit(data: bytes, change: Callable[[dict], Any]) -> bytes:
@@ -96,7 +119,13 @@ def _header_bomb(data: bytes, size: int) -> bytes:
     _, entries, records = parse(data)
     unit = b'{"a":{},"b":[[],[],[]]},'
     raw = b"[" + unit * (size // len(unit)) + b"{}]"
-    return rebuild(zlib.compress(raw, 1), entries, records, compress=False)
+    return rebuild(_compress_fast(raw), entries, records, compress=False)
+
+
+def _compress_fast(raw: bytes) -> bytes:
+    """Header bytes as major 5 stores them, compressed fast (a bomb is large)."""
+    c = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_DICTIONARY)
+    return c.compress(raw) + c.flush()
 
 
 def _nested(depth: int) -> bytes:

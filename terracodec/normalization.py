@@ -26,34 +26,9 @@ from torch import Tensor
 
 from terracodec.errors import InputError
 
-S2_L1C_MEAN = (
-    2607.345, 2393.068, 2320.225, 2373.963, 2562.536, 3110.071, 3392.832,
-    3321.154, 3583.77, 1838.712, 1021.753, 3205.112, 2545.798,
+from terracodec.presets import (  # noqa: F401  (re-exported: the numbers live without torch)
+    BASELINE_OFFSET, NO_OFFSET_SUFFIX, S2_L1C_MEAN, S2_L1C_STD, S2_L2A_MEAN, S2_L2A_STD, WITH_OFFSET_NAMES,
 )
-S2_L1C_STD = (
-    786.523, 849.702, 875.318, 1143.578, 1126.248, 1161.98, 1273.505,
-    1246.79, 1342.755, 576.795, 45.626, 1340.347, 1145.036,
-)
-S2_L2A_MEAN = (
-    1793.243, 1924.863, 2184.553, 2340.936, 2671.402, 3240.082, 3468.412,
-    3563.244, 3627.704, 3711.071, 3416.714, 2849.625,
-)
-S2_L2A_STD = (
-    1160.144, 1201.092, 1219.943, 1397.225, 1400.035, 1373.136, 1429.17,
-    1485.025, 1447.836, 1652.703, 1471.002, 1365.307,
-)
-
-
-#: DN added to every band by Sentinel-2 processing baseline 04.00 and later (January 2022 on).
-#: SSL4EO-S12 v1.1 was built from such products, so its means include it (B10's mean of 1022 DN
-#: is ~22 DN of cirrus signal plus the offset).
-BASELINE_OFFSET = 1000.0
-
-
-#: Normalisation names whose means include the offset (SSL4EO-S12 v1.1 as published).
-WITH_OFFSET_NAMES = ("ssl4eo-s12-l1c", "ssl4eo-s12-l2a")
-#: Suffix `without_baseline_offset` gives a name: statistics of data without the offset.
-NO_OFFSET_SUFFIX = "-no-offset"
 
 
 def baseline_shift(name: str, has_offset: bool | None) -> float:

@@ -28,7 +28,7 @@ caller's grad and inference mode.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
@@ -144,6 +144,13 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None,
         if workers == 1:
             return [run(task) for task in tasks]
         futures = [_pool(depth, workers).submit(run, task) for task in tasks]
+        try:
+            wait(futures)
+        except BaseException:  # Ctrl-C or a signal in the caller: stop what has not started
+            for f in futures:
+                f.cancel()
+            wait(futures)  # running tasks end before the caller frees what they share
+            raise
         return [f.result() for f in futures]
     finally:
         torch.set_num_threads(old)  # restores the process-wide default that tasks changed

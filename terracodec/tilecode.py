@@ -1,8 +1,11 @@
-"""Coding one tile: pure functions of (tile pixels, model), so a scheduler can run them anywhere.
+"""Coding one frame of one tile: functions of (tile pixels, codec, the codec's state), so a
+scheduler can run them anywhere (`terracodec.api.units` runs a tile's frames in order).
 
 Encode: mark the elements that must stay exact (nodata, out of range, non-finite), give the
 model a benign stand-in there (the normalisation mean for holes, the range limit for clipped
-values), pad, run the model, and keep the exact elements in the tile's patch. Decode reverses
+values), pad, run the codec, and keep the exact elements in the tile's patch. A tile stored
+exactly (every element in the patch) never reaches the codec, so it leaves the state as it is,
+on both sides. Decode reverses
 it: model output, crop, denormalise on the CPU (bit-exact everywhere), round, clip, move valid
 pixels off the nodata value (a lossy value that happens to equal nodata would read as a hole),
 patch.
@@ -28,29 +31,32 @@ class Normalizer(Protocol):
     def denormalize(self, x: np.ndarray) -> np.ndarray: ...
 
 
-class TileModel(Protocol):
-    """What tile coding needs of an `ImageCodec` (DESIGN.md section 3)."""
+class SequenceCodec(Protocol):
+    """What tile coding needs of a codec (`terracodec.models.codec.Codec`)."""
 
     bands: int
     multiple: int
 
-    def encode_tile(self, x: torch.Tensor) -> bytes: ...
-    def decode_tile(self, data: bytes, height: int, width: int) -> torch.Tensor: ...
+    def encode_frame(self, state: Any, x: torch.Tensor) -> tuple[bytes, Any]: ...
+    def decode_frame(self, state: Any, data: bytes, height: int, width: int) -> tuple[torch.Tensor, Any]: ...
+    def decode_frame_latents(self, state: Any, data: bytes, height: int, width: int) -> tuple[dict, Any]: ...
 
 
 def encode_tile(
     pixels: np.ndarray,
     tile: Tile,
-    model: TileModel,
+    codec: SequenceCodec,
+    state: Any,
     norm: Normalizer,
     nodata: float | None,
     valid_range: tuple[float, float],
-) -> TileRecord:
-    """Code a [C, h, w] tile (model band order, raw dtype) into a tile record."""
+) -> tuple[TileRecord, Any]:
+    """Code a [C, h, w] tile (model band order, raw dtype) into a tile record; returns it with
+    the codec's next state."""
     mask = exact_mask(pixels, nodata, valid_range)
     patch = encode_patch(pixels, mask)
     if mask.all():
-        return TileRecord(b"", patch, FLAG_EXACT_ONLY)
+        return TileRecord(b"", patch, FLAG_EXACT_ONLY), state
     values = pixels.astype(np.float32)
     holes = ~np.isfinite(values)
     if nodata is not None:
@@ -60,43 +66,46 @@ def encode_tile(
     x = np.asarray(norm.normalize(values), dtype=np.float32)
     x[holes] = 0.0  # the band mean: cheap to code, harmless to neighbours
     with torch.inference_mode():
-        code = model.encode_tile(torch.from_numpy(np.ascontiguousarray(pad_tile(x, tile))))
-    return TileRecord(code, patch, 0)
+        code, state = codec.encode_frame(state, torch.from_numpy(np.ascontiguousarray(pad_tile(x, tile))))
+    return TileRecord(code, patch, 0), state
 
 
 def decode_tile(
     record: TileRecord,
     tile: Tile,
-    model: TileModel,
+    codec: SequenceCodec,
+    state: Any,
     norm: Normalizer,
     dtype: np.dtype,
     valid_range: tuple[float, float],
     nodata: float | None = None,
-) -> np.ndarray:
-    """The [C, h, w] pixels (model band order, `dtype`) of a tile record."""
-    shape = (model.bands, tile.height, tile.width)
+) -> tuple[np.ndarray, Any]:
+    """The [C, h, w] pixels (model band order, `dtype`) of a tile record, and the codec's next
+    state."""
+    shape = (codec.bands, tile.height, tile.width)
     mask, exact = decode_patch(record.patch, shape, dtype)
     if record.flags & FLAG_EXACT_ONLY:
         if not mask.all():
             raise CorruptStreamError("corrupt .tec file: an exact-only tile does not cover all pixels")
         out = np.zeros(shape, dtype)
-        return apply_patch(out, mask, exact)
+        return apply_patch(out, mask, exact), state
     with torch.inference_mode():
-        y = model.decode_tile(record.code, tile.padded_height, tile.padded_width)
+        y, state = codec.decode_frame(state, record.code, tile.padded_height, tile.padded_width)
         y = y.detach().to("cpu", torch.float32)[:, : tile.height, : tile.width]
     values = np.asarray(norm.denormalize(y.numpy()))  # float64, on the CPU
     out = to_dtype(values, dtype, valid_range)
     if nodata is not None:
         avoid_nodata(out, values, ~mask, nodata, valid_range)
-    return apply_patch(out, mask, exact)
+    return apply_patch(out, mask, exact), state
 
 
-def decode_tile_latents(record: TileRecord, tile: Tile, model: Any) -> dict | None:
-    """The quantised latents of a tile record (no synthesis); None for an exact-only tile."""
+def decode_tile_latents(record: TileRecord, tile: Tile, codec: SequenceCodec, state: Any) -> tuple[dict | None, Any]:
+    """The decoded latents of a tile record (no synthesis; None for an exact-only tile), and the
+    codec's next state."""
     if record.flags & FLAG_EXACT_ONLY:
-        return None
+        return None, state
     with torch.inference_mode():
-        return model.decode_latents(record.code, tile.padded_height, tile.padded_width)
+        return codec.decode_frame_latents(state, record.code, tile.padded_height, tile.padded_width)
 
 
 def avoid_nodata(out: np.ndarray, values: np.ndarray, valid: np.ndarray, nodata: float,

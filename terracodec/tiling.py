@@ -70,6 +70,25 @@ def tile_grid(height: int, width: int, tile_size: int, multiple: int = 1) -> lis
     return tiles
 
 
+def window_tiles(height: int, width: int, tile_size: int, multiple: int,
+                 window: tuple[int, int, int, int] | None = None) -> list[Tile]:
+    """The tiles of `tile_grid` that a pixel window (col_off, row_off, width, height; None: the
+    whole scene) needs, in grid order, made without listing the others."""
+    if window is None:
+        return tile_grid(height, width, tile_size, multiple)
+    col_off, row_off, w, h = window
+    cols = -(-width // tile_size)
+    out = []
+    for gr in range(row_off // tile_size, (row_off + h - 1) // tile_size + 1):
+        r0 = gr * tile_size
+        th = min(tile_size, height - r0)
+        for gc in range(col_off // tile_size, (col_off + w - 1) // tile_size + 1):
+            c0 = gc * tile_size
+            tw = min(tile_size, width - c0)
+            out.append(Tile(gr * cols + gc, gr, gc, r0, c0, th, tw, round_up(th, multiple), round_up(tw, multiple)))
+    return out
+
+
 def grid_shape(height: int, width: int, tile_size: int) -> tuple[int, int]:
     """(rows, columns) of the tile grid."""
     return -(-height // tile_size), -(-width // tile_size)

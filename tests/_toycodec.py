@@ -1,4 +1,5 @@
-"""A tiny deterministic codec implementing the ImageCodec contract, for plumbing tests.
+"""A tiny deterministic codec implementing the codec protocol (`terracodec.models.codec`:
+stateless, like an image codec), for plumbing tests.
 
 It quantises normalised values to a fixed step and deflates them: lossy, fast, exact to
 reason about (|error| <= step/2 * std in DN), and independent of the learned models, so the
@@ -44,6 +45,19 @@ class ToyCodec(torch.nn.Module):
             raise CorruptStreamError("toy: shape mismatch")
         q = np.frombuffer(zlib.decompress(data[12:]), "<i4").reshape(c, h, w)
         return torch.from_numpy(q.astype(np.float32) * np.float32(self.step))
+
+    # the sequence protocol of an image codec: no state
+    def start_state(self, coded_on: str = "") -> None:
+        return None
+
+    def encode_frame(self, state, x: torch.Tensor):
+        return self.encode_tile(x), None
+
+    def decode_frame(self, state, data: bytes, height: int, width: int):
+        return self.decode_tile(data, height, width), None
+
+    def decode_frame_latents(self, state, data: bytes, height: int, width: int):
+        return {"y_hat": self.decode_tile(data, height, width)[:, ::16, ::16]}, None
 
     def weights_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: A small mirror of the files of ../shared/data that the tests read (real data, cropped; see
+#: tests/data/shared/LICENSE.md and make_mirror.py): used when ../shared/data is absent.
+SHARED_MIRROR = Path(__file__).resolve().parent / "data" / "shared"
+
+#: Set to 1 to run the tests on the mirror even where ../shared/data is present.
+MIRROR_ENV = "TERRACODEC_TEST_MIRROR"
 
 
 COMPRESSAI_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "compressai"
@@ -25,12 +33,18 @@ def compressai_ref() -> tuple[dict, dict]:
             json.loads((COMPRESSAI_FIXTURES / "meta.json").read_text()))
 
 
+def shared_data_root() -> Path:
+    """../shared/data beside the checkout when present, else the mirror tests/data/shared;
+    TERRACODEC_TEST_MIRROR=1 forces the mirror."""
+    forced = os.environ.get(MIRROR_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return SHARED_MIRROR if forced or not SHARED_DATA.is_dir() else SHARED_DATA
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout; tests that need it skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present")
-    return SHARED_DATA
+    """Real rasters with the layout of ../shared/data (the folder itself or the tests' mirror of
+    the files they read). Tests must hold with both: sizes come from the files, not constants."""
+    return shared_data_root()
 
 
 @pytest.fixture(scope="session", autouse=True)

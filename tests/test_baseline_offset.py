@@ -23,6 +23,7 @@ from terracodec.cli.main import main
 from terracodec.container import PLAIN_HEADER_MAJOR, ContainerReader, ContainerWriter
 from terracodec.demo import SAMPLE_DIR, psnr
 from terracodec.errors import InputError, TerracodecWarning
+from terracodec.header_compact import expand
 from terracodec.io.baseline import (
     b10_median, has_baseline_offset, offset_from_date, offset_from_tags, parse_baseline,
 )
@@ -171,8 +172,8 @@ def test_offset_frames_code_as_well_as_plain_ones(sample_pair):
     blob, offsets, p, bias = _code(offset)  # auto: B10 ~ 1010 DN although the date says 2015
     assert offsets == [BASELINE_OFFSET] * 2
     assert abs(p - ref_psnr) < 0.1 and abs(bias) < 20  # decoded in the input's units
-    # Written as major 3 (compressed header, dn_offset known), which a 1.x reader refuses.
-    assert api.info(blob)["format_version"] == api.info(ref_blob)["format_version"] == "3.0"
+    # Written as major 5 (the compact layout; dn_offset known), which 1.x readers refuse.
+    assert api.info(blob)["format_version"] == api.info(ref_blob)["format_version"] == "5.0"
     assert abs(len(blob) - len(ref_blob)) < 0.02 * len(ref_blob)
     # Forced off, the same offset frames land ~1 std high in every band: clearly worse.
     forced_blob, forced_offsets, forced_psnr, forced_bias = _code(offset, baseline_offset=False)
@@ -223,9 +224,10 @@ def test_model_with_offset_statistics_shifts_down_for_old_frames(sample_pair):
 def _without_dn_offset(blob: bytes) -> bytes:
     """The stream re-written with a header as older writers made it (no `dn_offset` keys)."""
     reader = ContainerReader(blob)
-    header = reader.header
+    header = expand(reader.header)  # a major 1 file holds the full schema
     for f in header["frames"]:
         f.pop("dn_offset")
+        f.pop("dn_scale", None)
     out = io.BytesIO()
     frames = len(header["frames"])
     writer = ContainerWriter(out, header, frames, len(reader.entries) // frames, major=PLAIN_HEADER_MAJOR)
@@ -240,7 +242,7 @@ def test_old_header_without_the_field_decodes(sample_pair):
     plain, offset = sample_pair
     blob = api.encode(plain, model="tec-fp-s2l1c")
     old = _without_dn_offset(blob)
-    assert b"dn_offset" in json.dumps(ContainerReader(blob).header).encode() and b"dn_offset" not in old
+    assert b"dn_offset" in json.dumps(expand(ContainerReader(blob).header)).encode() and b"dn_offset" not in old
     np.testing.assert_array_equal(np.asarray(api.decode(old)), np.asarray(api.decode(blob)))
     # The field is what brings offset frames back to their own units: without it they come
     # back 1000 DN low.

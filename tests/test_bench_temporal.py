@@ -19,7 +19,7 @@ from terracodec.bench.registry import assign_weights, unavailable_codecs
 from terracodec.bands import S2_L2A_BANDS
 from terracodec.cli.main import main
 from terracodec.errors import InputError
-from terracodec.models import registry
+from terracodec import zoo as registry
 from terracodec.normalization import Normalization
 
 TT_V1 = Path(__file__).parent / "fixtures" / "reference_tt" / "tt.pt"  # tiny v1 checkpoint, 12 bands
@@ -131,7 +131,9 @@ def test_a_registered_temporal_model_runs_by_name(series_dir, tmp_path, monkeypa
     each quality loads its own file."""
     for q, seed in ((1, 11), (2, 12)):
         _tiny_weights(tmp_path / f"tt-q{q}", seed=seed, gain=6.0 * q)
-    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    import terracodec.zoo.loading as loading
+
+    monkeypatch.setattr(loading, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setitem(registry.MODELS, "tec-tt-benchtest", {
         "kind": "temporal", "config": {"arch": "tec-tt", "bands": 12},
         "normalization": "ssl4eo-s12-l2a", "weights": {1: "tt-q1", 2: "tt-q2"},

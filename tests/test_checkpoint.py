@@ -11,14 +11,10 @@ import torch
 
 from terracodec.errors import ModelError
 from terracodec.models.base import ImageCodec
-from terracodec.models.checkpoint import (
-    derived_keys,
-    from_pretrained,
-    infer_v1_config,
-    load_v1_checkpoint,
-    read_v1_state_dict,
-    save_pretrained,
-)
+from terracodec.models.v1 import infer_v1_config
+from terracodec.weights import derived_keys, read_v1_state_dict, save_pretrained
+from terracodec.zoo import from_pretrained
+from terracodec.zoo import load_checkpoint as load_v1_checkpoint
 
 from test_models import make, small_config, tile  # noqa: E402  (tests/ is on sys.path)
 
@@ -43,7 +39,7 @@ def test_save_and_load_pretrained(tmp_path: Path, arch: str) -> None:
     assert loaded.weights_hash() == model.weights_hash()
     x = tile(13, 64, 64)
     assert loaded.encode_tile(x) == model.encode_tile(x)
-    assert ImageCodec.from_pretrained(str(tmp_path / "unit")).weights_hash() == model.weights_hash()
+    assert from_pretrained(str(tmp_path / "unit")).weights_hash() == model.weights_hash()
 
 
 def test_files_omit_what_loading_rebuilds_and_old_files_still_load(tmp_path: Path) -> None:
@@ -149,7 +145,7 @@ def test_incompatible_files_give_one_line_errors(tmp_path: Path) -> None:
     torch.save({"model.foo.weight": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ModelError) as exc:
         load_v1_checkpoint(tmp_path / "other.pt")
-    assert "neither" in one_line(exc)
+    assert "no checkpoint kind" in one_line(exc)
 
     state = {f"model.{k}": v for k, v in make("tec-fp", 12).state_dict().items()}
     missing = dict(state)
@@ -183,3 +179,40 @@ def test_reference_fixture_checkpoints_are_recognised() -> None:
         "arch": "tec-elic", "bands": 12, "N": 32, "M": 160, "groups": [16, 16, 32, 64, 32],
         "context_widths": [224, 128], "aggregation_width": 512,
     }
+
+
+@pytest.mark.parametrize("arch, name", [("tec-fp", "tec-fp-v1"), ("tec-elic", "tec-elic-v1")])
+def test_a_published_checkpoint_alone_picks_its_model(tmp_path: Path, arch: str, name: str) -> None:
+    """`--weights FILE.pt` without `--model`: the kind, sizes and bands come from the file (a
+    12-band L2A checkpoint codes 12-band L2A input, not the 13-band default model), the stream
+    records the kind's zoo name, `tec info` names it, and decoding needs only the file again."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    import terracodec
+    from terracodec.bands import S2_L2A_BANDS
+    from terracodec.cli.main import main
+
+    path = save_v1(make(arch, 12), tmp_path / "TerraCodec_v1_S2L2A.pt")
+    x = np.clip(np.random.default_rng(1).normal(1500, 300, (12, 128, 128)), 1, 9000).astype(np.uint16)
+    stream = terracodec.encode(x, weights=path, band_names=list(S2_L2A_BANDS), baseline_offset=False)
+    info = terracodec.info(stream)
+    assert info["model"] == name and "TerraCodec v1" in info["model_description"]
+    assert info["normalization"] == "ssl4eo-s12-l2a-no-offset"  # the reference README's statistics
+    assert terracodec.decode(stream, weights=path).pixels.shape == (1, 12, 128, 128)
+    (tmp_path / "s.tec").write_bytes(stream)
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "s.tec")])
+    assert "TerraCodec v1" in result.stdout
+
+
+def test_a_published_tt_checkpoint_alone_picks_tec_tt(tmp_path: Path) -> None:
+    import terracodec
+    from terracodec.zoo import checkpoint_model_name
+
+    pt = Path(__file__).resolve().parent / "fixtures" / "reference_tt" / "tt.pt"
+    assert checkpoint_model_name(pt) == "tec-tt"
+    from safetensors.torch import load_file
+
+    dn = load_file(str(pt.parent / "data.safetensors"))["dn"].numpy()[:2]
+    stream = terracodec.encode(dn, weights=pt, tile_size=128, baseline_offset=False)
+    assert terracodec.info(stream)["model"] == "tec-tt" and terracodec.info(stream)["kind"] == "temporal"

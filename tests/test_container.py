@@ -91,8 +91,11 @@ def test_every_truncation_and_trailing_bytes_are_detected():
     for cut in range(len(data)):
         with pytest.raises(CorruptStreamError):
             _read_all(data[:cut])
-    with pytest.raises(CorruptStreamError, match="trailing"):
+    with pytest.raises(CorruptStreamError, match="trailing|bytes after the end"):
         _read_all(data + b"\0")
+    classic, _, _ = _container(major=3)
+    with pytest.raises(CorruptStreamError, match="trailing"):
+        _read_all(classic + b"\0")
 
 
 def test_not_a_tec_file():
@@ -101,10 +104,11 @@ def test_not_a_tec_file():
 
 
 def _rewrite_preamble(data: bytes, major: int, minor: int) -> bytes:
+    """`data` (major 5: a 20-byte preamble) with another version number, CRC recomputed."""
     header_len = struct.unpack_from("<I", data, 12)[0]
-    head = data[:8] + struct.pack("<HH", major, minor) + data[12:20]
-    crc = zlib.crc32(head + data[24 : 24 + header_len])
-    return head + struct.pack("<I", crc) + data[24:]
+    head = data[:8] + struct.pack("<HH", major, minor) + data[12:16]
+    crc = zlib.crc32(head + data[20 : 20 + header_len])
+    return head + struct.pack("<I", crc) + data[20:]
 
 
 def test_future_major_version_is_refused_cleanly():
@@ -226,10 +230,52 @@ def test_header_ignores_keys_added_by_later_minor_versions():
 
 
 def test_layout_is_as_documented_in_format_md():
-    """Parse a file by hand, following docs/FORMAT.md section 1 and 3 byte by byte."""
+    """Parse a major 5 file by hand, following docs/FORMAT.md sections 1 and 3 byte by byte."""
     import json
 
+    from terracodec.layout_compact import HEADER_DICTIONARY
+
     data, header, records = _container(frames=2, tiles=3)
+    assert data[:8] == b"\x89TEC\r\n\x1a\n"
+    major, minor, n, header_crc = struct.unpack_from("<HHII", data, 8)
+    assert (major, minor) == (5, 0) and header_crc == zlib.crc32(data[:16] + data[20 : 20 + n])
+    assert json.loads(zlib.decompressobj(zdict=HEADER_DICTIONARY).decompress(data[20 : 20 + n])) == header
+    index_len, count, index_crc, mark = struct.unpack_from("<III4s", data, len(data) - 16)
+    assert (count, mark) == (6, b"TEC\x05")
+    index = data[len(data) - 16 - index_len : len(data) - 16]
+    assert index_crc == zlib.crc32(index + data[len(data) - 16 : len(data) - 8])
+    pos, offset, keys = 0, 20 + n, []
+
+    def varint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            byte = index[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    for _ in range(count):
+        frame, tile, code_len, patch_len, flags = (varint() for _ in range(5))
+        (crc,) = struct.unpack_from("<I", index, pos)
+        pos += 4
+        rec = records[(frame, tile)]
+        assert data[offset : offset + code_len] == rec.code
+        assert data[offset + code_len : offset + code_len + patch_len] == rec.patch
+        assert flags == rec.flags and crc == zlib.crc32(rec.code + rec.patch)
+        offset += code_len + patch_len
+        keys.append((frame, tile))
+    assert pos == index_len and offset == len(data) - 16 - index_len
+    assert sorted(keys) == sorted(records)  # in file order: the order they were written
+
+
+def test_classic_layout_is_as_documented_in_format_md():
+    """Parse a major 3 file (the classic layout, still read) by hand."""
+    import json
+
+    data, header, records = _container(frames=2, tiles=3, major=3)
     assert data[:8] == b"\x89TEC\r\n\x1a\n"
     major, minor, n, e, header_crc = struct.unpack_from("<HHIII", data, 8)
     assert (major, minor, e) == (3, 0, 6)
@@ -252,11 +298,13 @@ def test_layout_is_as_documented_in_format_md():
 
 @pytest.mark.parametrize("major", READ_MAJORS)
 def test_every_known_major_is_read(major):
-    """Files of majors 1 and 2 (plain JSON header) still read; 3 compresses the header."""
+    """Files of majors 1 and 2 (plain JSON header) still read; 3 and 4 compress the header, 5
+    with a preset dictionary and the index at the end."""
     data, header, records = _container(major=major)
     n = struct.unpack_from("<I", data, 12)[0]
     plain = json_bytes(header)
-    assert (data[24 : 24 + n] == plain) == (major < 3)
+    start = 20 if major == 5 else 24
+    assert (data[start : start + n] == plain) == (major < 3)
     with ContainerReader(data) as r:
         assert r.version == (major, 0) and r.header == header
         assert {k: r.read_tile(*k) for k in r.entries} == records
@@ -280,15 +328,17 @@ def test_compressed_header_is_smaller_for_a_real_sized_header():
 def _with_header_bytes(data: bytes, stored: bytes) -> bytes:
     """`data` with its stored header replaced (CRC recomputed, so only the content is wrong)."""
     n = struct.unpack_from("<I", data, 12)[0]
-    head = data[:12] + struct.pack("<I", len(stored)) + data[16:20]
-    rest = data[24 + n :]
+    start = 20 if struct.unpack_from("<H", data, 8)[0] == 5 else 24
+    head = data[:12] + struct.pack("<I", len(stored)) + data[16:start - 4]
+    rest = data[start + n :]
     # the index offsets are absolute: keep them valid by keeping the header length
     assert len(stored) == n
     return head + struct.pack("<I", zlib.crc32(head + stored)) + stored + rest
 
 
-def test_header_that_does_not_inflate_is_corrupt():
-    data, _, _ = _container()
+@pytest.mark.parametrize("major", [3, 5])
+def test_header_that_does_not_inflate_is_corrupt(major):
+    data, _, _ = _container(major=major)
     n = struct.unpack_from("<I", data, 12)[0]
     with pytest.raises(CorruptStreamError, match="header does not inflate|not one complete"):
         ContainerReader(_with_header_bytes(data, bytes(n)))
@@ -303,7 +353,9 @@ def test_header_inflating_past_the_limit_is_refused(monkeypatch):
 
     big = {"pad": "a" * 5000}
     buf = io.BytesIO()
-    ContainerWriter(buf, big, 1, 1).write_tile(0, 0, TileRecord(b"", b""))
+    writer = ContainerWriter(buf, big, 1, 1)
+    writer.write_tile(0, 0, TileRecord(b"", b""))
+    writer.close()
     monkeypatch.setattr(container, "MAX_HEADER_BYTES", 1000)
     with pytest.raises(CorruptStreamError, match="beyond its size limit"):
         ContainerReader(buf.getvalue())

@@ -90,7 +90,7 @@ def test_rans_on_the_gpu_writes_the_cpu_bytes():
 def test_image_streams_decode_identically_on_cpu_and_gpu(name):
     """The encoders may write different streams (their analysis transforms round differently),
     but each stream decodes to the same latents on either device."""
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     cpu = load_model(name, 3)
     gpu = load_model(name, 3).to("cuda")

@@ -246,7 +246,7 @@ def test_errors_without_tables():
 def test_bottleneck_round_trip(bottlenecks):
     _, ours = bottlenecks
     ours.update()
-    x = torch.randn(2, 5, 6, 7) * 5
+    x = torch.randn(2, 5, 6, 7, generator=torch.Generator().manual_seed(0)) * 5
     x[0, 0, 0, 0] = 1e6  # far outside the table: escape
     data = ours.compress(x)
     assert isinstance(data, bytes)

@@ -45,6 +45,7 @@ def test_dispatch_rules():
         _dispatch.use_triton(cpu, backend="cuda")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(INTERPRETING or not _dispatch.triton_available(), reason="child process")
 def test_kernels_in_child_process():
     root = Path(__file__).resolve().parents[1]
@@ -94,8 +95,9 @@ def test_interp_likelihood(with_means):
 
 @interp
 def test_interp_likelihood_broadcasts():
-    x = torch.randn(2, 3, 4)
-    s = torch.rand(1, 3, 1) + 0.2
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, generator=gen)
+    s = torch.rand(1, 3, 1, generator=gen) + 0.2
     out = gaussian_likelihood(x, s, torch.zeros(1), None, None, backend="triton")
     ref = gaussian_likelihood_reference(x, s, torch.zeros(1))
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-8)
@@ -106,9 +108,12 @@ def test_interp_likelihood_broadcasts():
 def test_interp_gaussian_quantize_exact():
     table = torch.tensor([0.11, 0.5, 1.0, 4.0, 20.0])
     halves = torch.arange(-20, 20) + 0.5  # ties: round half to even
-    x = torch.cat([halves, torch.randn(200) * 50, torch.tensor([3.4999998, -0.49999997, 2.0**30])])
-    m = torch.cat([torch.zeros(40), torch.randn(200), torch.zeros(3)])
-    s = torch.cat([table.repeat(8), torch.rand(200) * 30, torch.tensor([0.0, float("nan"), 1e9])])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([halves, torch.randn(200, generator=gen) * 50,
+                   torch.tensor([3.4999998, -0.49999997, 2.0**30])])
+    m = torch.cat([torch.zeros(40), torch.randn(200, generator=gen), torch.zeros(3)])
+    s = torch.cat([table.repeat(8), torch.rand(200, generator=gen) * 30,
+                   torch.tensor([0.0, float("nan"), 1e9])])
     got = gaussian_quantize(x, s, m, table, torch.tensor([0.11]), backend="triton")
     want = gaussian_quantize_reference(x, s, m, table, torch.tensor([0.11]))
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
@@ -128,11 +133,12 @@ def test_interp_location_scale_quantize_exact(num_means):
     module = LocationScaleGaussianConditional(num_means, 256)
     shift = module.mean_shift
     lattice = torch.arange(-300, 300, dtype=torch.float64) / num_means - shift  # exact ties
-    means = torch.cat([torch.randn(1500) * 10, lattice.float(), torch.arange(-10, 10) + 0.5])
+    gen = torch.Generator().manual_seed(num_means)
+    means = torch.cat([torch.randn(1500, generator=gen) * 10, lattice.float(), torch.arange(-10, 10) + 0.5])
     n = means.numel()
-    x = torch.randn(n) * 30
+    x = torch.randn(n, generator=gen) * 30
     x[:40] = torch.arange(-20, 20) + 0.5
-    scales = torch.randn(n) * 10
+    scales = torch.randn(n, generator=gen) * 10
     scales[:255] = module.thresholds.float()
     scales[255:260] = torch.tensor([float("inf"), float("-inf"), 0.0, 1e-30, -1e30])
     args = (module.thresholds, num_means, shift)

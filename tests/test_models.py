@@ -8,11 +8,12 @@ from functools import lru_cache
 import pytest
 import torch
 
+from terracodec.zoo import from_config
 from terracodec.parallel import run_float
 
 from terracodec.errors import CorruptStreamError, InputError, ModelError
 from terracodec.models.base import ImageCodec, pack_streams, unpack_streams
-from terracodec.models.registry import seeded_init
+from terracodec.zoo import seeded_init
 
 
 def small_config(arch: str, bands: int) -> dict:
@@ -26,7 +27,7 @@ def small_config(arch: str, bands: int) -> dict:
 
 @lru_cache(maxsize=None)
 def _built(arch: str, bands: int, seed: int) -> ImageCodec:
-    model = ImageCodec.from_config(small_config(arch, bands))
+    model = from_config(small_config(arch, bands))
     seeded_init(model, seed)
     with torch.no_grad():  # latents of a useful range, as in a trained model
         last = [m for m in model.g_a if isinstance(m, torch.nn.Conv2d)][-1]
@@ -167,17 +168,17 @@ def test_weights_hash_tracks_every_tensor() -> None:
 
 def test_from_config_errors() -> None:
     with pytest.raises(ModelError):
-        ImageCodec.from_config({"arch": "tec-nope", "bands": 3})
+        from_config({"arch": "tec-nope", "bands": 3})
     with pytest.raises(ModelError):
-        ImageCodec.from_config({"arch": "tec-fp", "bands": 3})  # N, M missing
+        from_config({"arch": "tec-fp", "bands": 3})  # N, M missing
     with pytest.raises(ModelError):
-        ImageCodec.from_config({**small_config("tec-elic", 12), "groups": [4, 4, 8]})
-    model = ImageCodec.from_config(small_config("tec-elic", 2))
-    assert ImageCodec.from_config(model.config).config == model.config
+        from_config({**small_config("tec-elic", 12), "groups": [4, 4, 8]})
+    model = from_config(small_config("tec-elic", 2))
+    assert from_config(model.config).config == model.config
 
 
 def test_untrained_tables_are_refused() -> None:
-    model = ImageCodec.from_config(small_config("tec-fp", 12)).eval()
+    model = from_config(small_config("tec-fp", 12)).eval()
     with pytest.raises(ModelError):
         model.encode_tile(torch.zeros(12, 32, 32))
     assert model.update() is True and model.update() is False

@@ -134,6 +134,7 @@ def test_a_signal_leaves_nothing_behind(tmp_path, sig, code) -> None:
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path) -> None:
     """A real write failure: the file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes the
     kernel refuse the write with EFBIG, as a full disk refuses with ENOSPC."""
@@ -152,6 +153,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path) -> None:
         assert not out.exists() or list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_hundreds_of_frames_under_a_small_open_file_limit(tmp_path) -> None:
     with rasterio.open(SAMPLE[0]) as ds:
         px, profile = ds.read(window=((0, 16), (0, 16))), dict(ds.profile)

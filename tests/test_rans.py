@@ -213,6 +213,22 @@ TRITON_SCRIPT = textwrap.dedent("""
         assert len(set(streams.values())) == 1, (rows, n, lanes, chunk)
         out = rans_decode(streams["numba"], idx, cdfs, lengths, offsets, backend="triton")
         assert torch.equal(out, sym)
+        # Headerless mode: the same bytes on every back-end, decoded by triton.
+        layout = dict(header="none", lanes=lanes, chunk_symbols=chunk)
+        bare = {b: rans_encode(sym, idx, cdfs, lengths, offsets, backend=b, **layout)
+                for b in ("numba", "torch", "triton")}
+        assert len(set(bare.values())) == 1, ("headerless", rows, n, lanes, chunk)
+        assert streams["numba"].endswith(bare["numba"])
+        out = rans_decode(bare["torch"], idx, cdfs, lengths, offsets, backend="triton", **layout)
+        assert torch.equal(out, sym)
+        for end in range(0, len(bare["numba"]), 7):  # truncated headerless streams
+            try:
+                rans_decode(bare["numba"][:end], idx, cdfs, lengths, offsets, backend="triton",
+                            **layout)
+            except CorruptStreamError:
+                pass
+            else:
+                raise AssertionError(f"headerless stream cut at {end} bytes not detected")
     data = streams["numba"]
     (n, lanes, chunk, escape_bytes), _ = T.read_varints(data, 4)
     _, header = T.read_varints(data, 4 + -(-n // chunk) * (1 + lanes))
@@ -225,10 +241,18 @@ TRITON_SCRIPT = textwrap.dedent("""
             pass
         else:
             raise AssertionError(f"corruption at byte {at} not detected")
+        try:  # the same damage in the headerless form of the stream
+            rans_decode(bytes(bad[len(data) - len(bare["numba"]):]), idx, cdfs, lengths, offsets,
+                        backend="triton", **layout)
+        except CorruptStreamError:
+            pass
+        else:
+            raise AssertionError(f"headerless corruption at byte {at} not detected")
     print("TRITON-OK")
 """)
 
 
+@pytest.mark.slow
 def test_triton_interpreted_matches_numba_and_torch():
     """Triton reads TRITON_INTERPRET when it is imported: run the comparison in a new process."""
     pytest.importorskip("triton")
@@ -457,13 +481,13 @@ def test_numba_reciprocal_quotient_is_exact():
     """The encoder's multiply by a reciprocal equals floor division for every frequency
     (1 .. 2**16), at the ends of the state range and on both sides of multiples of d."""
     numba = pytest.importorskip("numba")
-    from terracodec.entropy import rans_numba
+    from terracodec.entropy import rans_numba_encoder
 
     @numba.njit
     def quotients(x, d, table):
         out = np.empty_like(x)
         for k in range(x.size):
-            out[k] = rans_numba._quotient(x[k], table[2 * d[k]], table[2 * d[k] + 1])
+            out[k] = rans_numba_encoder._quotient(x[k], table[2 * d[k]], table[2 * d[k] + 1])
         return out
 
     top = (1 << 63) - 1
@@ -475,7 +499,7 @@ def test_numba_reciprocal_quotient_is_exact():
           rng.integers(0, top, d.size, dtype=np.int64),
           rng.integers(0, 1 << 48, d.size, dtype=np.int64)]
     for x in xs:
-        np.testing.assert_array_equal(quotients(x, d, rans_numba._RECIPROCALS), x // d)
+        np.testing.assert_array_equal(quotients(x, d, rans_numba_encoder._RECIPROCALS), x // d)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 6, 7, 64])

@@ -32,8 +32,11 @@ def _tif(path, data, *, dtype=None, crs="EPSG:32633", transform=None, nodata=Non
 
 def test_reads_real_stack_metadata_and_windows(shared_data):
     city = shared_data / "oscd_s2_l1c" / "paris"
+    with rasterio.open(city / "img1_10m.tif") as ds:  # 408 x 390 in ../shared/data, cropped in the mirror
+        shape = (ds.height, ds.width, ds.count)
+    assert shape[0] >= 130 and shape[1] >= 90 and shape[2] == 4  # room for the window read below
     with read_stack([city / "img1_10m.tif", city / "img2_10m.tif"]) as stack:
-        assert (stack.grid.height, stack.grid.width, stack.grid.count) == (408, 390, 4)
+        assert (stack.grid.height, stack.grid.width, stack.grid.count) == shape
         assert stack.grid.dtype == "uint16"
         assert [f.descriptions for f in stack.frames] == [["B02", "B03", "B04", "B08"]] * 2
         assert [f.timestamp for f in stack.frames] == ["2016-11-30", "2017-11-07"]

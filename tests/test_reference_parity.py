@@ -22,7 +22,7 @@ import torch
 
 from terracodec.entropy import base as entropy_base
 from terracodec.entropy.cdf import code_length_bits
-from terracodec.models.checkpoint import load_v1_checkpoint
+from terracodec.zoo import load_checkpoint as load_v1_checkpoint
 from terracodec.normalization import S2_L2A_MEAN, S2_L2A_STD, Normalization
 
 pytestmark = pytest.mark.reference

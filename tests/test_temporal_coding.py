@@ -3,6 +3,7 @@ thread counts and batch splits, damaged payloads, bad input."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,14 +11,16 @@ import torch.nn.functional as F
 from _tinytt import frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.temporal import TemporalState
-from terracodec.temporal.coding import compact_stream, expand_stream
+from terracodec.entropy.rans import rans_encode
+from terracodec.entropy.rans_stream import varint_decode, varint_encode
+from terracodec.temporal.coding import _subtable, decode_symbols, encode_symbols
 from terracodec.temporal.windows import context_windows, current_windows, merge_windows
 
 
 
 
 def test_windows_layout() -> None:
-    y = torch.randn(2, 3, 8, 12)
+    y = torch.randn(2, 3, 8, 12, generator=torch.Generator().manual_seed(0))
     cur = current_windows(y, 4)
     assert cur.shape == (2 * 2 * 3, 16, 3)
     assert torch.equal(merge_windows(cur, 8, 12, 4), y)
@@ -33,7 +36,7 @@ def test_windows_layout() -> None:
 
 
 def test_windows_pad_ragged_grids() -> None:
-    y = torch.randn(1, 2, 6, 7)
+    y = torch.randn(1, 2, 6, 7, generator=torch.Generator().manual_seed(1))
     cur = current_windows(y, 4)
     assert cur.shape == (4, 16, 2)
     assert torch.equal(merge_windows(cur, 6, 7, 4), y)
@@ -80,16 +83,26 @@ def test_sequence_round_trip_matches_forward() -> None:
         assert torch.equal(a, b)  # both sides carry the same state, bit for bit
 
 
-def test_single_frame_contract_is_a_first_frame() -> None:
+def test_the_sequence_protocol_is_the_batched_coding_of_one_tile() -> None:
+    """`encode_frame` / `decode_frame` / `decode_frame_latents` (the protocol every codec has)
+    code a tile's frames exactly as the batched `encode_frames` / `decode_frames` do."""
     model = tiny_tt()
-    x = frames(1, 1, 4, 64, 64)[0]
-    payload = model.encode_tile(x[0])
-    first, _ = model.encode_frames(x)
-    assert payload == first[0]
-    x_hat = model.decode_tile(payload, 64, 64)
-    ref, _ = model.decode_frames(first, 64, 64)
-    assert torch.equal(x_hat, ref[0])
-    assert set(model.decode_latents(payload, 64, 64)) == {"y_hat", "features"}
+    x = frames(1, 2, 4, 64, 64)
+    state, payloads = model.start_state(), []
+    for t in range(2):
+        payload, state = model.encode_frame(state, x[t][0])
+        payloads.append(payload)
+    batched, batched_state = [], None
+    for t in range(2):
+        p, batched_state = model.encode_frames(x[t], batched_state)
+        batched.append(p[0])
+    assert payloads == batched
+    dec, lat = model.start_state(), model.start_state()
+    for t in range(2):
+        x_hat, dec = model.decode_frame(dec, payloads[t], 64, 64)
+        latents, lat = model.decode_frame_latents(lat, payloads[t], 64, 64)
+        assert set(latents) == {"y_hat", "features"} and x_hat.shape == (4, 64, 64)
+    assert torch.equal(dec.pending, lat.pending)  # both walks advance the same state
 
 
 def _with_threads(n: int, fn):
@@ -151,18 +164,39 @@ def test_damaged_payloads_raise() -> None:
         model.decode_frames([bytes([1, 1, 0])], 64, 64)
 
 
-def test_compact_streams() -> None:
-    from terracodec.entropy.rans import rans_encode
+def old_compact_stream(stream: bytes, n: int) -> bytes:
+    """What TEC-TT stored per step before the headerless rANS mode (`compact_stream`, kept here as
+    the reference): the 1-lane, 1-chunk stream without its version, count, lanes and chunk."""
+    buf = np.frombuffer(stream, np.uint8)
+    fields, pos = varint_decode(buf, 1, 4, "header")
+    assert buf[0] == 1 and fields[:3].tolist() == [n, 1, n]
+    return varint_encode(fields[3:]) + stream[pos:]
 
-    cdf = torch.tensor([[0, 30000, 65000, 65536]], dtype=torch.int32)
-    symbols = torch.tensor([0, 1, 1, 0, 5], dtype=torch.int32)
-    stream = rans_encode(symbols, torch.zeros(5, dtype=torch.int32), cdf, torch.tensor([4], dtype=torch.int32),
-                         torch.tensor([0], dtype=torch.int32), lanes=1, chunk_symbols=5)
-    short = compact_stream(stream, 5)
-    assert len(short) < len(stream)
-    assert expand_stream(short, 5) == stream
-    with pytest.raises(ValueError):
-        compact_stream(stream, 4)
+
+def test_step_streams_are_the_old_compact_form() -> None:
+    """Headerless step streams: the bytes `compact_stream` made of a full stream, decoded back;
+    truncated or damaged ones raise CorruptStreamError."""
+    table = tiny_tt().entropy_model.bottleneck
+    gen = torch.Generator().manual_seed(3)
+    k = table.quantized_cdf.shape[0]
+    for n in (1, 5, 300, 2000):
+        rows = torch.randint(0, k, (n,), generator=gen)
+        symbols = torch.randint(-40, 40, (n,), generator=gen, dtype=torch.int32)
+        symbols[::37] = 1 << 20  # escapes
+        data = encode_symbols(table, symbols, rows)
+        index, cdf, lengths, offsets = _subtable(table, rows)
+        full = rans_encode(symbols, index, cdf, lengths, offsets, lanes=1, chunk_symbols=n)
+        assert data == old_compact_stream(full, n)
+        assert torch.equal(decode_symbols(table, data, rows), symbols)
+        for end in range(0, len(data), max(1, len(data) // 40)):
+            with pytest.raises(CorruptStreamError):
+                decode_symbols(table, data[:end], rows)
+        with pytest.raises(CorruptStreamError):
+            decode_symbols(table, data + b"\x00", rows)
+        bad = bytearray(data)
+        bad[1] ^= 0x40  # in the escape length or the word count
+        with pytest.raises(CorruptStreamError):
+            decode_symbols(table, bytes(bad), rows)
 
 
 def test_bad_input() -> None:

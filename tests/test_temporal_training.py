@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 from rasterio.transform import from_origin
 
+from terracodec.zoo import from_config, from_pretrained
 from terracodec.errors import InputError
 from terracodec.models.base import ImageCodec
 from terracodec.normalization import Normalization
@@ -93,7 +94,7 @@ TINY_TT = {
 
 def test_rate_is_bits_per_value_of_the_whole_sequence():
     torch.manual_seed(0)
-    model = ImageCodec.from_config(TINY_TT)
+    model = from_config(TINY_TT)
     x = torch.randn(2, 3, 3, 64, 64)  # B, T, C, H, W
     out = model(x)
     rate, _ = rate_distortion(out, x)
@@ -102,12 +103,13 @@ def test_rate_is_bits_per_value_of_the_whole_sequence():
     assert rate.item() == pytest.approx(bits.item() / (2 * 3 * 3 * 64 * 64), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_short_tt_training_runs_and_writes_reloadable_weights(two_dates, tmp_path):
     scene, _ = two_dates
     norm = Normalization((1700.0,) * 3, (700.0,) * 3)
     sampler = SequenceSampler(load_sequences([scene.parent], BANDS), norm, crop=64, frames=2, seed=0)
     torch.manual_seed(0)
-    model = ImageCodec.from_config(dict(TINY_TT, normalization=norm.to_config()))
+    model = from_config(dict(TINY_TT, normalization=norm.to_config()))
     cfg = TrainConfig(lmbda=10.0, steps=12, batch_size=2, lr=1e-3, warmup_steps=2, log_every=4,
                       checkpoint_every=12)
 
@@ -121,7 +123,7 @@ def test_a_short_tt_training_runs_and_writes_reloadable_weights(two_dates, tmp_p
     assert losses[-1] < losses[0]
     log = json.loads((tmp_path / "run" / "train_log.json").read_text())
     assert log["step"] == 12
-    loaded = ImageCodec.from_pretrained(str(tmp_path / "run" / "model"))
+    loaded = from_pretrained(str(tmp_path / "run" / "model"))
     assert loaded.arch == "tec-tt" and loaded.weights_hash() == model.weights_hash()
     for name, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[name]), name

@@ -10,6 +10,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
+from terracodec.zoo import from_config, from_pretrained
 from terracodec.errors import InputError
 from terracodec.models.base import ImageCodec
 from terracodec.normalization import Normalization
@@ -77,7 +78,7 @@ def test_learning_rate_warms_up_then_decays():
 
 def _tiny_model() -> ImageCodec:
     torch.manual_seed(0)
-    return ImageCodec.from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8})
+    return from_config({"arch": "tec-fp", "bands": 3, "N": 8, "M": 8})
 
 
 def _batches(seed: int = 0):
@@ -97,7 +98,7 @@ def test_training_writes_loadable_checkpoints_and_resumes(tmp_path):
     state = train(model, _batches(), cfg, tmp_path, save=save)
     assert state.step == 4 and [r["step"] for r in state.history] == [2, 4]
     assert all(np.isfinite(r["loss"]) for r in state.history)
-    reloaded = ImageCodec.from_pretrained(str(tmp_path / "model"))
+    reloaded = from_pretrained(str(tmp_path / "model"))
     x = next(_batches(1))[0]
     model.eval()
     assert torch.equal(reloaded.decode_tile(reloaded.encode_tile(x), 32, 32),
@@ -123,7 +124,7 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_continues(tmp_path):
     assert state.step == 1 and len(saved) == 1 and [r["step"] for r in state.history] == [1]
     assert json.loads((tmp_path / "train_log.json").read_text())["step"] == 1
     cfg_rest = TrainConfig(**{**cfg.__dict__, "steps": 3, "max_seconds": None})
-    resumed = train(ImageCodec.from_pretrained(str(tmp_path / "model")), _batches(2), cfg_rest, tmp_path,
+    resumed = train(from_pretrained(str(tmp_path / "model")), _batches(2), cfg_rest, tmp_path,
                     save=save, resume=True)
     assert resumed.step == 3 and [r["step"] for r in resumed.history] == [1, 3]
 
@@ -169,7 +170,7 @@ def test_cli_trains_a_variable_rate_elic_with_arch_config(tmp_path):
             "--crop", "64"]
     result = CliRunner().invoke(main, ["train", *args, "--arch-config", sizes])
     assert result.exit_code == 0, result.output
-    model = ImageCodec.from_pretrained(str(tmp_path / "run" / "model"))
+    model = from_pretrained(str(tmp_path / "run" / "model"))
     assert model.arch == "tec-elic" and model.groups == [4, 4, 8] and model.num_qualities == 2
     assert model.config["aggregation_width"] == 16
     bad = CliRunner().invoke(main, ["train", *args[:2], str(tmp_path / "bad"), *args[3:], "--arch-config", "[1]"])

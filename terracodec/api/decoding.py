@@ -17,7 +17,6 @@ from terracodec.header import StreamHeader
 from terracodec.io.atomic import AtomicOutputs
 from terracodec.io.gdal import gdal_env
 from terracodec.io.meta import Grid
-from terracodec.tiling import tile_grid, tiles_in_window
 
 
 @dataclass
@@ -50,6 +49,7 @@ def decode(
     device: str | None = None,
     progress: Any = None,
     overwrite: bool = False,
+    executor: Any = None,
 ) -> Decoded | list[Path]:
     """Decode a `.tec` stream (path or bytes).
 
@@ -60,6 +60,7 @@ def decode(
     the paths. Existing files are replaced only with `overwrite`, the source never. `model`
     (name or ImageCodec) and `weights` override the model named in the stream; `device`
     ("cpu", "cuda", ...) only changes speed: decoded latents are the same everywhere.
+    `executor`: where the work units run (`terracodec.api.execute`; None: this process).
     """
     target = check_output(output)
     reader, header = open_stream(source)
@@ -73,6 +74,8 @@ def decode(
         from terracodec.api.resolve import decode_model  # torch: only for a stream that passed
 
         codec = decode_model(header, model, weights, device)
+        run = _Run(reader, source, header, codec, selected, win, progress, executor,
+                   _spec(codec, weights, device, executor))
         grid = window_grid(header.grid, win)
         if target is None:
             out = np.empty((len(selected), grid.count, grid.height, grid.width), np.dtype(grid.dtype))
@@ -80,15 +83,14 @@ def decode(
             def place(k: int, part: np.ndarray, r: int, c: int) -> None:
                 out[k, :, r : r + part.shape[1], c : c + part.shape[2]] = part
 
-            _decode_tiles(reader, header, codec, selected, win, place, progress)
+            run.decode(place)
             metas = [header.frames[i].meta for i in selected]
             return Decoded(
                 out, grid.crs_wkt, grid.affine(), [m.nodata for m in metas],
                 [m.descriptions for m in metas], [m.name for m in metas], [m.timestamp for m in metas],
                 grid.gcps, grid.gcp_crs_wkt,
             )
-        return _decode_to_files(reader, header, codec, selected, win, grid, names, target, cog,
-                                outputs, progress)
+        return _decode_to_files(run, grid, names, cog, outputs)
 
 
 def window_grid(grid: Grid, win: tuple[int, int, int, int]) -> Grid:
@@ -104,24 +106,52 @@ def window_grid(grid: Grid, win: tuple[int, int, int, int]) -> Grid:
                 grid.gcp_crs_wkt)
 
 
-def _decode_tiles(reader: ContainerReader, header: StreamHeader, codec: Any, frames: list[int],
-                  window: tuple[int, int, int, int], sink: Any, progress: Any) -> None:
-    """Decode the tiles a window needs; `sink(k, pixels, row, col)` places each;
-    `progress(done, total)` counts tiles."""
-    from terracodec.api.tiles import walk
+def _spec(codec: Any, weights: Any, device: Any, executor: Any) -> Any:
+    if executor is None:
+        return None
+    from terracodec.api.workers import ModelSpec
 
-    g = header.grid
-    col_off, row_off, width, height = window
-    tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
-    needed = tiles_in_window(tiles, row_off, col_off, height, width)
-    total = len(frames) * len(needed)
-    for done, (k, t, pixels) in enumerate(walk(reader, header, codec, frames, needed, "pixels"), 1):
-        r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
-        c0, c1 = max(t.col_off, col_off), min(t.col_off + t.width, col_off + width)
-        sink(k, pixels[:, r0 - t.row_off : r1 - t.row_off, c0 - t.col_off : c1 - t.col_off],
-             r0 - row_off, c0 - col_off)
-        if progress:
-            progress(done, total)
+    return ModelSpec.of(codec, str(weights) if weights else None, device)
+
+
+@dataclass
+class _Run:
+    """One decode: what is read, with which model, which frames and window, run where."""
+
+    reader: ContainerReader
+    source: Any
+    header: StreamHeader
+    codec: Any
+    frames: list[int]
+    window: tuple[int, int, int, int]
+    progress: Any
+    executor: Any
+    spec: Any
+
+    def decode(self, sink: Any) -> None:
+        """Decode the units the window and frames need; `sink(k, pixels, row, col)` places each
+        tile's part of the window."""
+        from terracodec.api.execute import decode_units
+        from terracodec.api.plan import plan
+
+        col_off, row_off, width, height = self.window
+        units = plan(self.header, self.frames, self.window)
+        total = len(self.frames) * len({u.tile.index for u in units})
+        done = 0
+
+        def emit(k: int, t: Any, pixels: Any) -> None:
+            nonlocal done
+            r0, r1 = max(t.row_off, row_off), min(t.row_off + t.height, row_off + height)
+            c0, c1 = max(t.col_off, col_off), min(t.col_off + t.width, col_off + width)
+            sink(k, pixels[:, r0 - t.row_off : r1 - t.row_off, c0 - t.col_off : c1 - t.col_off],
+                 r0 - row_off, c0 - col_off)
+            done += 1
+            if self.progress:
+                self.progress(done, total)
+
+        stream = self.source if isinstance(self.source, (str, os.PathLike, bytes)) else None
+        decode_units(units, self.reader, stream, self.header, self.codec,
+                     {fi: k for k, fi in enumerate(self.frames)}, "pixels", emit, self.executor, self.spec)
 
 
 def _output_names(header: StreamHeader, selected: list[int]) -> list[str]:
@@ -157,21 +187,17 @@ def _plan_files(header: StreamHeader, selected: list[int], output: Path, outputs
     return paths
 
 
-def _decode_to_files(
-    reader: ContainerReader, header: StreamHeader, codec: Any, selected: list[int],
-    win: tuple[int, int, int, int], grid: Grid, paths: list[Path], output: Path, cog: bool,
-    outputs: AtomicOutputs, progress: Any,
-) -> list[Path]:
+def _decode_to_files(run: _Run, grid: Grid, paths: list[Path], cog: bool,
+                     outputs: AtomicOutputs) -> list[Path]:
     from terracodec.io.writer import RasterWriter
 
     with outputs:
         outputs.make_dir(paths[0].parent)
         writers: list[RasterWriter] = []
         try:
-            for k, i in enumerate(selected):
-                writers.append(RasterWriter(paths[k], grid, header.frames[i].meta, outputs, cog=cog))
-            _decode_tiles(reader, header, codec, selected, win,
-                          lambda k, part, r, c: writers[k].write(part, r, c), progress)
+            for k, i in enumerate(run.frames):
+                writers.append(RasterWriter(paths[k], grid, run.header.frames[i].meta, outputs, cog=cog))
+            run.decode(lambda k, part, r, c: writers[k].write(part, r, c))
             for w in writers:
                 w.close()
         finally:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from terracodec.api.stream import open_stream
+from terracodec.zoo.table import describe
 
 
 def _epsg(wkt: str | None) -> int | None:
@@ -37,6 +38,7 @@ def info(source: str | os.PathLike | bytes) -> dict[str, Any]:
             "bands": g.count,
             "dtype": g.dtype,
             "model": header.codec.name,
+            "model_description": describe(header.codec.name),
             "quality": header.codec.quality,
             "normalization": header.normalization.get("name"),
             "kind": header.codec.kind,

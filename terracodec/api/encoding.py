@@ -11,13 +11,18 @@ from typing import Any
 import numpy as np
 
 from terracodec.api.args import (
-    DEFAULT_MODEL, DEFAULT_TILE_SIZE, check_baseline_offset, check_output, check_scale,
+    DEFAULT_TILE_SIZE, check_baseline_offset, check_output, check_scale,
     check_tile_size,
 )
 from terracodec.api.describe import info
 from terracodec.api.prepare import build_header, check_valid_range
 from terracodec.api.resolve import resolve_model
-from terracodec.api.tiles import Progress, encode_into
+from terracodec.api.execute import encode_units
+from terracodec.api.plan import plan
+from terracodec.api.workers import ModelSpec
+from terracodec.container import FORMAT_MAJOR, ContainerWriter
+from terracodec.header_compact import compact
+from terracodec.header import StreamHeader
 from terracodec.errors import InputError
 from terracodec.io.arrays import ArrayStack, apply_overrides
 from terracodec.io.atomic import AtomicOutputs
@@ -49,7 +54,7 @@ def encode(
     inputs: Any,
     output: str | os.PathLike | None = None,
     *,
-    model: Any = DEFAULT_MODEL,
+    model: Any = None,
     quality: Any = None,
     weights: str | os.PathLike | None = None,
     tile_size: int = DEFAULT_TILE_SIZE,
@@ -61,10 +66,11 @@ def encode(
     frame_names: list[str] | None = None,
     timestamps: list[str | None] | None = None,
     device: str | None = None,
-    progress: Progress | None = None,
+    progress: Any = None,
     baseline_offset: str | bool = "auto",
     scale: str | float = "auto",
     overwrite: bool = False,
+    executor: Any = None,
 ) -> bytes | dict:
     """Encode GeoTIFFs (one multi-band image, or frames on one grid) or an array.
 
@@ -80,6 +86,13 @@ def encode(
     named B10, the date); True / False force it for every frame. Where the model was trained on
     the other kind of data, the frame's normalisation is shifted by 1000 DN and the shift is
     recorded in the stream (`dn_offset`), so decoding still gives the input's DN.
+
+    `model`: a name (`terracodec.models()`) or an `ImageCodec`; None: the model `weights` is
+    (a TerraCodec v1 `.pt` is recognised by its contents), else `DEFAULT_MODEL`.
+
+    `executor`: where the work units run (`terracodec.api.execute`): None, this process's
+    threads; or anything with `submit` (a `concurrent.futures` pool, a Dask client). The bytes
+    are the same either way. `progress(done, total)` counts tiles of frames.
 
     `scale`: the factor from the input's values to the model's DN; "auto" reads float
     reflectance (0..1) as DN / 10000 and refuses data that cannot be DN (`terracodec.io.inputs`).
@@ -98,19 +111,36 @@ def encode(
                 outputs.check_target(target)  # before any work
             codec, name, quality = resolve_model(model, quality, weights, device)
             header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
+            spec = ModelSpec.of(codec, str(weights) if weights else None, device) if executor else None
+            run = (stack, header, codec, progress, executor, spec)
             if target is None:
                 buffer = io.BytesIO()
-                encode_into(buffer, stack, header, codec, progress)
+                encode_into(buffer, *run)
                 return buffer.getvalue()
             with outputs:
                 outputs.make_dir(target.parent if str(target.parent) else Path("."))
                 temp = outputs.temp_for(target)
                 try:
                     with open(temp, "r+b") as f:
-                        encode_into(f, stack, header, codec, progress)
+                        encode_into(f, *run)
                 except OSError as exc:
                     raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
     return info(target)
 
 
-__all__ = ["encode"]
+def encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress: Any = None,
+                executor: Any = None, spec: ModelSpec | None = None) -> int:
+    """Code every unit of `header`'s plan into a container in `f`; returns its size in bytes."""
+    writer = ContainerWriter(f, compact(header.to_json()), header.frame_count, header.tiles_per_frame,
+                             major=FORMAT_MAJOR)
+    total, done = header.frame_count * header.tiles_per_frame, 0
+    for unit, records in encode_units(plan(header), stack, header, codec, executor, spec):
+        for fi, record in zip(unit.frames, records):
+            writer.write_tile(fi, unit.tile.index, record)
+            done += 1
+            if progress:
+                progress(done, total)
+    return writer.close()
+
+
+__all__ = ["encode", "encode_into"]

@@ -10,13 +10,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from terracodec.api.args import parse_frames
+from terracodec.api.execute import decode_units
+from terracodec.api.plan import plan
 from terracodec.api.resolve import decode_model
 from terracodec.api.stream import open_stream
-from terracodec.api.tiles import walk
 from terracodec.errors import InputError
-from terracodec.tiling import tile_grid
-
-LATENT_STRIDE = 16  # every terracodec model's latents lie on a 1/16 grid
+from terracodec.models.codec import LATENT_STRIDE, SPACES, LatentSpec
 
 
 @dataclass
@@ -25,14 +24,18 @@ class Latents:
 
     Latent pixel (r, c) covers scene pixels [16r, 16r + 16) x [16c, 16c + 16); `transform` is
     the scene's with 16x larger pixels. Latents of tiles stored exactly (all nodata) are NaN.
+    `spec.space` says what `y_hat` is (docs/LATENTS.md): `coded`, the entropy-coded integers
+    (a variable-rate model's scaled by its quality's gain), or `synthesis`, what the synthesis
+    transform decodes (gain removed, TEC-TT's dequantiser applied): one space at every quality.
     """
 
-    y_hat: np.ndarray                  # [T, M, ceil(H/16), ceil(W/16)] float32, quantised latents
+    y_hat: np.ndarray                  # [T, M, ceil(H/16), ceil(W/16)] float32
     features: np.ndarray | None        # [T, D, ...] decoder features (temporal models), else None
     crs: str | None                    # WKT
     transform: Any                     # affine.Affine of the latent grid
     frame_names: list[str]
     timestamps: list[str | None]
+    spec: LatentSpec | None = None
 
 
 def decode_latents(
@@ -42,22 +45,28 @@ def decode_latents(
     model: Any = None,
     weights: str | os.PathLike | None = None,
     device: str | None = None,
+    space: str = "coded",
 ) -> Latents:
-    """The quantised latents (and, for temporal models, the entropy decoder's features) of the
-    selected frames of a stream, tile by tile, without running the synthesis transform."""
+    """The latents (and, for temporal models, the entropy decoder's features) of the selected
+    frames of a stream, tile by tile, without running the synthesis transform; `space`:
+    "coded" or "synthesis" (see `Latents`)."""
     from affine import Affine
 
+    if space not in SPACES:
+        raise InputError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     reader, header = open_stream(source)
     with reader:
         selected = parse_frames(frames, header.frame_count)
         codec = decode_model(header, model, weights, device)
         g, s = header.grid, LATENT_STRIDE
-        tiles = tile_grid(g.height, g.width, header.tile_size, header.codec.multiple)
         lh, lw = -(-g.height // s), -(-g.width // s)
         out: dict[str, np.ndarray] = {}
-        for k, t, lat in walk(reader, header, codec, selected, tiles, "latents"):
+
+        def place(k: int, t: Any, lat: Any) -> None:
             if lat is None:  # stored exactly
-                continue
+                return
+            if space == "synthesis":
+                lat = dict(lat, y_hat=codec.synthesis_latent(lat))
             r0, c0 = t.row_off // s, t.col_off // s
             h, w = -(-t.height // s), -(-t.width // s)
             for key in ("y_hat", "features"):
@@ -67,11 +76,15 @@ def decode_latents(
                 if key not in out:
                     out[key] = np.full((len(selected), value.shape[0], lh, lw), np.nan, np.float32)
                 out[key][k, :, r0 : r0 + h, c0 : c0 + w] = value[:, :h, :w]
+
+        wanted = {fi: k for k, fi in enumerate(selected)}
+        decode_units(plan(header, selected), reader, None, header, codec, wanted, "latents", place)
         if "y_hat" not in out:
             raise InputError("every selected tile is stored exactly: there are no latents")
         metas = [header.frames[i].meta for i in selected]
+        spec = codec.latent_spec(space) if hasattr(codec, "latent_spec") else None
         return Latents(out["y_hat"], out.get("features"), g.crs_wkt, g.affine() * Affine.scale(s),
-                       [m.name for m in metas], [m.timestamp for m in metas])
+                       [m.name for m in metas], [m.timestamp for m in metas], spec)
 
 
 __all__ = ["LATENT_STRIDE", "Latents", "decode_latents"]

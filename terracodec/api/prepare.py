@@ -15,6 +15,7 @@ from terracodec.bands import match_bands, normalize_band_name
 from terracodec.errors import CorruptStreamError, InputError, TerracodecWarning
 from terracodec.exact import default_valid_range
 from terracodec.header import CodecInfo, FrameInfo, StreamHeader
+from terracodec.header_compact import compact, expand
 from terracodec.io.inputs import codes_s2_dn, frame_scale
 from terracodec.limits import MAX_TILE_SIZE
 from terracodec.tiling import round_up
@@ -106,6 +107,13 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
     positional = [None if all(normalize_band_name(d) for d in meta.descriptions) or not model_bands
                   else list(model_bands) for meta in stack.frames]
     shifts = _frame_offsets(stack, norm_name, baseline_offset, scales, positional)
+    for meta in stack.frames:  # one entry per band (arrays give none): one form to store
+        n = grid.count
+        meta.descriptions = list(meta.descriptions) or [None] * n
+        meta.band_tags = list(meta.band_tags) or [{} for _ in range(n)]
+        meta.scales = list(meta.scales) or [1.0] * n
+        meta.offsets = list(meta.offsets) or [0.0] * n
+        meta.units = list(meta.units) or [None] * n
     frames = [FrameInfo(meta, order, shift, s)
               for meta, order, shift, s in zip(stack.frames, orders, shifts, scales)]
     if scale == "auto" and codes_s2_dn(norm_name) and any(s != 1 for s in scales):
@@ -133,7 +141,10 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
         writer=f"terracodec {terracodec.__version__}",
     )
     try:  # what the reader would refuse is never written: the reader's own checks, on the JSON
-        StreamHeader.from_json(json.loads(json.dumps(header.to_json(), allow_nan=False)))
+        checked = StreamHeader.from_json(json.loads(json.dumps(header.to_json(), allow_nan=False)))
+        stored = json.loads(json.dumps(compact(header.to_json()), allow_nan=False))
+        if StreamHeader.from_json(expand(stored)) != checked:  # the compact form must lose nothing
+            raise ValueError("the compact header does not restore this header")
     except CorruptStreamError as exc:
         raise InputError(str(exc).replace("corrupt .tec file: malformed header", "cannot write this stream")) from None
     except ValueError as exc:

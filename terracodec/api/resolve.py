@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from terracodec.api.args import check_quality
+from terracodec.api.args import DEFAULT_MODEL, check_quality
 from terracodec.bands import default_band_names, normalize_band_name
 from terracodec.errors import InputError, ModelError
 from terracodec.header import KINDS, StreamHeader
@@ -18,7 +18,7 @@ from terracodec.header import KINDS, StreamHeader
 
 def models() -> list[dict]:
     """The available models: name, qualities (what `quality=` takes), bands, kind, ..."""
-    from terracodec.models.registry import list_models
+    from terracodec.zoo.table import list_models
 
     return [dict(m) for m in list_models()]
 
@@ -34,7 +34,7 @@ def _load_named(name: str, quality: Any, weights: str | None) -> Any:
 
 @lru_cache(maxsize=4)
 def _load_cached(name: str, quality: Any, weights: str | None, stamp: Any) -> Any:
-    from terracodec.models.registry import load_model
+    from terracodec.zoo import load_model
 
     # normal tensors even when the caller runs in inference mode: the model outlives the call
     # (cached), and inference tensors track no versions, which weight caches key on
@@ -45,7 +45,9 @@ def _load_cached(name: str, quality: Any, weights: str | None, stamp: Any) -> An
 
 
 def resolve_model(model: Any, quality: Any, weights: Any, device: Any = None) -> tuple[Any, str, Any]:
-    """(codec, name, quality) from a model name or an `ImageCodec` instance.
+    """(codec, name, quality) from a model name or an `ImageCodec` instance; with `model` None,
+    the model a `weights` file is (a TerraCodec v1 checkpoint is recognised by its contents:
+    `terracodec.zoo.recognise`), else `DEFAULT_MODEL`.
 
     Named models run on `device` (default CPU); an instance stays where it is unless `device`
     is given. Decoding is bit-exact on every device (DESIGN.md), so this is only about speed.
@@ -53,17 +55,21 @@ def resolve_model(model: Any, quality: Any, weights: Any, device: Any = None) ->
     quality = check_quality(quality)
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise InputError(f"weights must be a path, got {weights!r}")
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"no such weights file: {weights}")
+    if model is None:
+        from terracodec.zoo import checkpoint_model_name
+
+        model = checkpoint_model_name(weights) if weights is not None else DEFAULT_MODEL
     if isinstance(model, str):
-        if weights is not None and not Path(weights).is_file():
-            raise ModelError(f"no such weights file: {weights}")
         codec = _load_named(model, quality, str(weights) if weights else None)
         _to_device(codec, device or "cpu")
         check_kind(codec)
         if quality is None:
             quality = codec.config.get("quality")
         return codec, model, quality
-    if not all(hasattr(model, a) for a in ("encode_tile", "decode_tile", "bands", "multiple")):
-        raise ModelError(f"not a model name or an ImageCodec: {model!r}")
+    if not all(hasattr(model, a) for a in ("start_state", "encode_frame", "decode_frame", "bands", "multiple")):
+        raise ModelError(f"not a model name or a codec: {model!r}")
     check_kind(model)
     if device is not None:
         _to_device(model, device)

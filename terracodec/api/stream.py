@@ -9,6 +9,8 @@ from typing import Any
 
 from terracodec.api.args import check_source
 from terracodec.container import ContainerReader
+from terracodec.header_compact import expand
+from terracodec.layout_compact import COMPACT_MAJOR
 from terracodec.errors import CorruptStreamError
 from terracodec.header import StreamHeader
 
@@ -21,7 +23,8 @@ def open_stream(source: Any) -> tuple[ContainerReader, StreamHeader]:
     """
     reader = ContainerReader(check_source(source), lazy_index=True)
     try:
-        header = StreamHeader.from_json(reader.header)
+        raw = expand(reader.header) if reader.version[0] >= COMPACT_MAJOR else reader.header
+        header = StreamHeader.from_json(raw)
         frames, tiles = header.frame_count, header.tiles_per_frame
         if reader.count != frames * tiles:
             raise CorruptStreamError("corrupt .tec file: tile index does not match the header")

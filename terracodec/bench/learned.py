@@ -119,7 +119,7 @@ class TerracodecModel(Codec):
             bands = int(self.entry["bands"])
             names = None
             if self.weights:
-                from terracodec.models.registry import load_model
+                from terracodec.zoo import load_model
 
                 quality = self.default_qualities()[0]
                 model = load_model(self.name, quality, weights=self._weights_for(quality))

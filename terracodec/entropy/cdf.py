@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-PRECISION = 16
+from terracodec.entropy.rans_format import ESCAPE_FROM_END, PRECISION
+
 _FIXED_BITS = 46  # w * 2**16 must fit in int64: 46 + 16 = 62 bits.
 
 
@@ -151,7 +152,7 @@ def code_length_bits(
     cdf = quantized_cdf.cpu().long()
     length = cdf_length.cpu().long()[idx]
     value = symbols.reshape(-1).long().cpu() - offset.cpu().long()[idx]
-    escape = length - 2
+    escape = length - ESCAPE_FROM_END
     value = torch.where((value < 0) | (value >= escape), escape, value)
     freq = cdf[idx, value + 1] - cdf[idx, value]
     return -torch.log2(freq.double() / (1 << PRECISION))

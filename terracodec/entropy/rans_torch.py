@@ -4,8 +4,8 @@ The symbols are laid out on a grid `[chunks, steps, lanes]` (symbol `j` of chunk
 step `j // lanes`, lane `j % lanes`; padding cells are inactive), and one Python loop walks the
 steps, coding every lane of every chunk at once. Words are collected with boolean masks: the
 grid in row-major order *is* the decode order, so `word[emitted]` lists each chunk's words in
-the order the decoder reads them, chunk after chunk. The stream format lives in `rans.py`; the
-numba and triton back-ends must produce the same bytes.
+the order the decoder reads them, chunk after chunk. The stream format lives in `rans_stream.py`
+(its numbers in `rans_format.py`); the numba and triton back-ends must produce the same bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from terracodec.entropy.rans_format import (CORRUPT_MESSAGES, EMIT_SHIFT, ESCAPE_FROM_END,
+                                            PRECISION, RANS_L, SLOT_MASK, STATUS_BAD_FINAL_STATE,
+                                            STATUS_WORDS_LEFT, STATUS_WORDS_OVERRUN, WORD_BITS,
+                                            WORD_MASK)
 from terracodec.errors import CorruptStreamError
-
-RANS_L = 1 << 31
-_WORD_MASK = (1 << 32) - 1
 
 
 def symbol_intervals(symbols: torch.Tensor, indexes: torch.Tensor, cdfs: torch.Tensor,
@@ -25,7 +26,7 @@ def symbol_intervals(symbols: torch.Tensor, indexes: torch.Tensor, cdfs: torch.T
     """(start, freq, escaped) of every symbol: CompressAI's table semantics, int64."""
     rows = indexes.long()
     v = symbols.long() - offsets.long()[rows]
-    escape = lengths.long()[rows] - 2
+    escape = lengths.long()[rows] - ESCAPE_FROM_END
     escaped = (v < 0) | (v >= escape)
     v = torch.where(escaped, escape, v)
     cdf = cdfs.long()
@@ -67,11 +68,11 @@ def encode(symbols: torch.Tensor, indexes: torch.Tensor, cdfs: torch.Tensor,
     emitted = torch.zeros(shape, dtype=torch.bool, device=symbols.device)
     for s in reversed(range(steps)):  # the encoder runs the decode order backwards
         act, st, fr = active[:, s], start[:, s], freq[:, s]
-        emit = act & ((x >> 47) >= fr)  # x >= fr << 47, without overflow at fr = 1 << 16
-        word[:, s] = x & _WORD_MASK
+        emit = act & ((x >> EMIT_SHIFT) >= fr)  # x >= fr << EMIT_SHIFT, without overflow
+        word[:, s] = x & WORD_MASK
         emitted[:, s] = emit
-        x = torch.where(emit, x >> 32, x)
-        x = torch.where(act, ((x // fr) << 16) + x % fr + st, x)
+        x = torch.where(emit, x >> WORD_BITS, x)
+        x = torch.where(act, ((x // fr) << PRECISION) + x % fr + st, x)
     words = word[emitted].cpu().numpy().astype(np.uint32)
     counts = emitted.sum((1, 2)).cpu().numpy().astype(np.int64)
     return words, counts, x.cpu().numpy(), escaped.nonzero().squeeze(1)
@@ -99,7 +100,7 @@ def decode(words: np.ndarray, counts: np.ndarray, states: np.ndarray, indexes: t
     values = torch.zeros(shape, dtype=torch.int64, device=device)
     for s in range(steps):
         act, r = active[:, s], rows[:, s]
-        slot = x & 0xFFFF
+        slot = x & SLOT_MASK
         # Binary search for the largest v with cdf[r, v] <= slot, v in [0, len-2].
         lo, hi = torch.zeros_like(r), lens[r] - 1
         for _ in range(search_steps):
@@ -107,23 +108,20 @@ def decode(words: np.ndarray, counts: np.ndarray, states: np.ndarray, indexes: t
             go = cdf[r, mid] <= slot
             lo, hi = torch.where(go, mid, lo), torch.where(go, hi, mid)
         st = cdf[r, lo]
-        y = (cdf[r, lo + 1] - st) * (x >> 16) + slot - st
+        y = (cdf[r, lo + 1] - st) * (x >> PRECISION) + slot - st
         need = act & (y < RANS_L)
         pos = read[:, None] + torch.cumsum(need, 1) - need.long()  # this step's words, lane order
         overrun |= (need & (pos >= count[:, None])).any(1)
         at = torch.where(need & (pos < count[:, None]), base[:, None] + pos, -1)
-        y = torch.where(need, (y << 32) | stream[at], y)
+        y = torch.where(need, (y << WORD_BITS) | stream[at], y)
         x = torch.where(act, y, x)
         read += need.sum(1)
         values[:, s] = lo
-    if bool(overrun.any()):
-        raise CorruptStreamError("rANS stream is corrupt (a chunk needs more words than it holds)")
-    if bool((read != count).any()):
-        raise CorruptStreamError("rANS stream is corrupt (words left over)")
-    if bool((x != RANS_L).any()):
-        raise CorruptStreamError("rANS stream is corrupt (a lane did not end in the initial "
-                                 "state)")
+    for status, bad in ((STATUS_WORDS_OVERRUN, overrun), (STATUS_WORDS_LEFT, read != count),
+                        (STATUS_BAD_FINAL_STATE, x != RANS_L)):
+        if bool(bad.any()):
+            raise CorruptStreamError(f"rANS stream is corrupt ({CORRUPT_MESSAGES[status]})")
     v = values.reshape(-1)[cell]
     rows = indexes.long()
-    escaped = v == lens[rows] - 2
+    escaped = v == lens[rows] - ESCAPE_FROM_END
     return (v + offsets.long()[rows]).to(torch.int32), escaped.nonzero().squeeze(1)

@@ -27,7 +27,8 @@ from terracodec.latent_codecs.hyper import HyperLatentCodec
 from terracodec.latent_codecs.hyperprior import HyperpriorLatentCodec
 from terracodec.layers.blocks import AttentionBlock, ResidualBottleneckBlock
 from terracodec.layers.conv import CheckerboardMaskedConv2d, conv, conv1x1, deconv
-from terracodec.models.base import ImageCodec, register_architecture
+from terracodec.models.base import ImageCodec
+from terracodec.registry import register_architecture
 from terracodec.models.variable_rate import VariableRateMixin
 
 

@@ -23,7 +23,8 @@ from terracodec.entropy.bottleneck import EntropyBottleneck
 from terracodec.latent_codecs.base import eb_compress, eb_decompress
 from terracodec.layers.conv import conv, deconv
 from terracodec.layers.gdn import GDN
-from terracodec.models.base import ImageCodec, register_architecture
+from terracodec.models.base import ImageCodec
+from terracodec.registry import register_architecture
 from terracodec.models.variable_rate import VariableRateMixin
 
 

@@ -2,7 +2,7 @@
 
 The published files are `torch.save`d state dicts of the reference `TemporalTransformer`
 wrapper (keys prefixed `model.`). They are read with `torch.load(weights_only=True)`
-(`terracodec.models.checkpoint.read_v1_state_dict`: no arbitrary unpickling), every size is
+(`terracodec.weights.read_v1_state_dict`: no arbitrary unpickling), every size is
 inferred from the tensor shapes (bands, transform widths, residual blocks, latent channels,
 d_model, MLP width, layer counts, window sizes, context length), and the weights are loaded with
 `strict=True`. The location-scale conditional's entries (`entropy_model.bottleneck.*`: its
@@ -21,10 +21,11 @@ import torch
 from torch import Tensor
 
 from terracodec.errors import ModelError
-from terracodec.models.checkpoint import load_state, read_v1_state_dict
 from terracodec.normalization import Normalization
+from terracodec.registry import CheckpointKind, register_checkpoint_kind
 from terracodec.temporal.model import TemporalCodec
 from terracodec.temporal.transformer import skip_init
+from terracodec.weights import load_state, read_v1_state_dict, shape_of
 
 _BOTTLENECK = "entropy_model.bottleneck."
 _ANALYSIS = "transform.analysis_transform.transforms."
@@ -32,12 +33,6 @@ _ANALYSIS = "transform.analysis_transform.transforms."
 
 def is_tt_state_dict(state: Mapping[str, Tensor]) -> bool:
     return any(k.startswith("entropy_model.encoder_sep.") for k in state)
-
-
-def _shape(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, ...]:
-    if key not in state:
-        raise ModelError(f"{source}: expected tensor {key} is missing")
-    return tuple(state[key].shape)
 
 
 def _count(state: Mapping[str, Tensor], prefix: str) -> int:
@@ -64,11 +59,11 @@ def infer_tt_config(
         raise ModelError(f"{source}: unexpected analysis layout {conv_indexes}")
     widths = [int(state[f"{_ANALYSIS}{i}.weight"].shape[0]) for i in conv_indexes]
     bands = int(state[f"{_ANALYSIS}0.weight"].shape[1])
-    d_model, channels = _shape(state, "entropy_model.encoder_embedding.weight", source)
-    seq_enc = _shape(state, "entropy_model.enc_position_sep._pos", source)[1]
-    seq_joint = _shape(state, "entropy_model.enc_position_joint._pos", source)[1]
-    seq_dec = _shape(state, "entropy_model.dec_position._pos", source)[1]
-    hidden = _shape(state, "entropy_model.decoder.layers.encoder_layer_0.mlp1.fc1.weight", source)[0]
+    d_model, channels = shape_of(state, "entropy_model.encoder_embedding.weight", source)
+    seq_enc = shape_of(state, "entropy_model.enc_position_sep._pos", source)[1]
+    seq_joint = shape_of(state, "entropy_model.enc_position_joint._pos", source)[1]
+    seq_dec = shape_of(state, "entropy_model.dec_position._pos", source)[1]
+    hidden = shape_of(state, "entropy_model.decoder.layers.encoder_layer_0.mlp1.fc1.weight", source)[0]
     w_ctx, w_cur = round(seq_enc**0.5), round(seq_dec**0.5)
     if w_ctx**2 != seq_enc or w_cur**2 != seq_dec or seq_joint % seq_enc or hidden % d_model:
         raise ModelError(f"{source}: inconsistent window or MLP sizes")
@@ -139,7 +134,7 @@ def tt_from_v1_state(
     normalisation (default: `Normalization.terracodec_v1`, what the published models expect)."""
     if not is_tt_state_dict(state):
         raise ModelError(f"{source} is not a TEC-TT checkpoint")
-    bands = int(_shape(state, f"{_ANALYSIS}0.weight", source)[1])
+    bands = int(shape_of(state, f"{_ANALYSIS}0.weight", source)[1])
     normalization = normalization or Normalization.terracodec_v1(bands)
     if len(normalization.mean) != bands:
         raise ModelError(f"{source}: {bands}-band model, {len(normalization.mean)}-band normalisation")
@@ -166,6 +161,18 @@ def load_tt_checkpoint(
         normalization=normalization, num_heads=num_heads,
     )
 
+
+def _recognise(state: Mapping[str, Tensor], source: str) -> Optional[dict]:
+    return infer_tt_config(state, source) if is_tt_state_dict(state) else None
+
+
+def _build(state: Mapping[str, Tensor], config: dict[str, Any], source: str) -> TemporalCodec:
+    return tt_model_from_state(state, source, config.get("num_heads"), config)
+
+
+register_checkpoint_kind(CheckpointKind(
+    "terracodec-v1-tt", "TerraCodec v1 TEC-TT (temporal transformer)", _recognise, _build,
+    lambda config: "tec-tt-l1c" if config.get("bands") == 13 else "tec-tt"))
 
 __all__ = [
     "infer_tt_config", "load_tt_checkpoint", "tt_from_v1_state", "tt_model_from_state", "is_tt_state_dict",

@@ -22,12 +22,12 @@ frame step by step as the decoder decodes it (`_encode_steps`).
 
 Streams: each step of each tile is one rANS stream (`terracodec.entropy.rans`, 1 lane, 1 chunk),
 so a tile's frame is 16 streams (`ImageCodec` payload). A step holds only a few hundred to a few
-thousand symbols, so the stream header fields that the decoder knows anyway (format version,
-symbol count, lanes, chunk size: 4 to 6 bytes) are dropped and rebuilt before decoding
-(`compact_stream`, `expand_stream`); what remains is the escape-section length, the word count,
-the final coder state, the words and the escapes. The coder gets a sub-table holding only the
-rows that the step uses (a few hundred of the 25600), which keeps its per-call table checks
-cheap; the coded bits are those of the full table.
+thousand symbols, so the streams are headerless (`header="none"`): the fields that the decoder
+knows anyway (format version, symbol count, lanes, chunk size: 4 to 6 bytes) are not written,
+and the decoder is given them (`step_layout`); what remains is the escape-section length, the
+word count, the final coder state, the words and the escapes. The coder gets a sub-table
+holding only the rows that the step uses (a few hundred of the 25600), which keeps its per-call
+table checks cheap; the coded bits are those of the full table.
 
 Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 
@@ -52,7 +52,7 @@ Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 Scope: this is bit-exactness on one platform (same CPU kind and BLAS). Float32 GEMMs on another
 CPU family or a GPU sum in another order, so a stream coded there may not decode here (measured:
 AMD EPYC/AVX2 -> Intel Xeon/AVX512 failed; the container records `coder_platform()` and the
-error names it, `terracodec.temporal.tiles`); making
+error names it, `terracodec.temporal.model`); making
 the 225 M-parameter transformer exact everywhere needs fixed-point evaluation (as
 `terracodec.layers.fixedpoint` does for the image codecs' small parameter networks; float64
 integer GEMMs, roughly twice the cost). Not done. A model moved to a GPU therefore codes with a
@@ -70,20 +70,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator, Optional, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from terracodec.entropy.location_scale import LocationScaleGaussianConditional
-from terracodec.entropy.rans import rans_decode, rans_encode, varint_decode, varint_encode
+from terracodec.entropy.rans import rans_decode, rans_encode
 from terracodec.errors import CorruptStreamError
 from terracodec.temporal.entropy_model import TemporalEntropyModel
 from terracodec.parallel import chunks, run_tasks
 from terracodec.temporal.transformer import DecoderCache
-from terracodec.temporal.windows import current_windows, merge_windows
 
 StepCoder = Callable[[int, Tensor, Tensor], Tensor]
-RANS_VERSION = 1  # the rANS stream layout that compact_stream / expand_stream know
 SERIAL_ROWS = 256  # quantising steps' parameters: fewer rows run on one CPU thread
 STEP_WINDOWS = 32  # windows per task of a decoder step (rows per GEMM: at most this many)
 CONTEXT_WINDOWS = 4  # windows per context task (256 tokens per GEMM in the per-frame encoder)
@@ -101,33 +98,23 @@ def _subtable(
     return inverse.to(torch.int32), cdf, lengths, model.offset[on].cpu()
 
 
-def compact_stream(stream: bytes, n: int) -> bytes:
-    """A 1-lane, 1-chunk rANS stream of `n` symbols without its version, count, lanes and chunk
-    fields (the rANS header: `u8 version | varint n, lanes, chunk, escape bytes | ...`)."""
-    buf = np.frombuffer(stream, np.uint8)
-    fields, pos = varint_decode(buf, 1, 4, "header")
-    if buf[0] != RANS_VERSION or fields[:3].tolist() != [n, 1, n]:
-        raise ValueError("not a 1-lane, 1-chunk rANS stream of the expected length")
-    return varint_encode(fields[3:]) + stream[pos:]
-
-
-def expand_stream(data: bytes, n: int) -> bytes:
-    """Inverse of `compact_stream`: the full rANS stream (checked by `rans_decode`)."""
-    return bytes([RANS_VERSION]) + varint_encode(np.array([n, 1, n], np.int64)) + bytes(data)
+def step_layout(n: int) -> dict:
+    """The rANS layout of a step's stream of `n` symbols: headerless, 1 lane, 1 chunk."""
+    return {"header": "none", "lanes": 1, "chunk_symbols": max(n, 1)}
 
 
 def encode_symbols(model: LocationScaleGaussianConditional, symbols: Tensor, rows: Tensor) -> bytes:
-    """Compact rANS stream of int32 `symbols` (at least one) coded with table rows `rows`."""
+    """Headerless rANS stream of int32 `symbols` (at least one) coded with table rows `rows`."""
     index, cdf, lengths, offsets = _subtable(model, rows)
     n = symbols.numel()
-    stream = rans_encode(symbols.reshape(-1).cpu(), index, cdf, lengths, offsets, lanes=1, chunk_symbols=n)
-    return compact_stream(stream, n)
+    return rans_encode(symbols.reshape(-1).cpu(), index, cdf, lengths, offsets, **step_layout(n))
 
 
 def decode_symbols(model: LocationScaleGaussianConditional, data: bytes, rows: Tensor) -> Tensor:
     """Inverse of `encode_symbols` (int32, shaped like `rows`, on the CPU)."""
     index, cdf, lengths, offsets = _subtable(model, rows)
-    return rans_decode(expand_stream(data, rows.numel()), index, cdf, lengths, offsets).reshape(rows.shape)
+    layout = step_layout(rows.numel())
+    return rans_decode(data, index, cdf, lengths, offsets, **layout).reshape(rows.shape)
 
 
 def coder_platform() -> str:
@@ -261,8 +248,7 @@ def encode_frame(
     """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`)."""
     model.bottleneck.update()
     b, _, h, w = y.shape
-    size = model.window_current
-    windows = current_windows(y, size)
+    windows = model.tokenizer.current(y)
     per_tile = windows.shape[0] // b
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
     tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
@@ -278,7 +264,7 @@ def encode_frame(
     if not torch.equal(coded, tokens):
         # a tie rounded the other way around an odd centre: code as the decoder will decode
         streams, coded, features = _encode_steps(model, windows, context, tiles)
-    return streams, merge_windows(coded, h, w, size), merge_windows(features, h, w, size)
+    return streams, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
 
 
 def decode_frame(
@@ -288,8 +274,7 @@ def decode_frame(
     """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`)."""
     model.bottleneck.update()
     b, c, h, w = shape
-    size = model.window_current
-    per_tile = -(-h // size) * -(-w // size)
+    per_tile = model.tokenizer.windows(h, w)
     n = b * per_tile
     if len(streams) != model.seq_len_dec or any(len(s) != b for s in streams):
         raise CorruptStreamError("corrupt TEC-TT payload: wrong number of streams")
@@ -305,4 +290,4 @@ def decode_frame(
         return tokens[-1]
 
     features = _autoregress(model, context, n, code)
-    return merge_windows(torch.stack(tokens, 1), h, w, size), merge_windows(features, h, w, size)
+    return model.tokenizer.merge(torch.stack(tokens, 1), h, w), model.tokenizer.merge(features, h, w)

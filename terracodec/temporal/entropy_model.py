@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from terracodec.entropy.location_scale import LocationScaleGaussianConditional
 from terracodec.temporal.transformer import MIN_ROWS, DecoderCache, Transformer, pad_rows
-from terracodec.temporal.windows import context_windows, current_windows, merge_windows
+from terracodec.temporal.windows import WindowTokenizer
 
 LATENT_SCALE = 35.0  # latents are divided by this before embedding (TerraCodec v1)
 
@@ -113,8 +113,7 @@ class TemporalEntropyModel(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if window_context < window_current or (window_context - window_current) % 2:
-            raise ValueError("the context window must exceed the current one by an even amount")
+        self.tokenizer = WindowTokenizer(window_context, window_current)
         if context_len < 1:
             raise ValueError("context_len must be at least 1")
         n_sep, n_joint, n_dec = (int(n) for n in layers)
@@ -141,10 +140,10 @@ class TemporalEntropyModel(nn.Module):
     # ------------------------------------------------------------------ context
     def encode_context(self, latent_q: Tensor) -> Tensor:
         """Per-frame encoding of a quantised latent `[B, C, H, W]` -> `[B * n, 64, d]`."""
-        return self.encode_windows(context_windows(latent_q, self.window_context, self.window_current))
+        return self.encode_windows(self.tokenizer.context(latent_q))
 
     def encode_windows(self, windows: Tensor) -> Tensor:
-        """Per-frame encoding of context windows `[B', 64, C]` (`context_windows`) -> `[B', 64, d]`
+        """Per-frame encoding of context windows `[B', 64, C]` (`tokenizer.context`) -> `[B', 64, d]`
         (windows are independent: chunks of them may be encoded separately)."""
         h = self.post_embedding_layernorm(self.encoder_embedding(windows / LATENT_SCALE))
         return self.encoder_sep(self.enc_position_sep(h))
@@ -180,14 +179,14 @@ class TemporalEntropyModel(nn.Module):
         eval: `y_hat` is what coding reproduces and the likelihoods are those of the coded
         table cells (`LocationScaleGaussianConditional`)."""
         h, w = y.shape[-2:]
-        windows = current_windows(y, self.window_current)
+        windows = self.tokenizer.current(y)
         memory = self.match_memory(memory, windows.shape[0])
         means, scales, features = self.predict(_round_st(windows), memory)
         y_hat, likelihoods = self.bottleneck(windows, scales, means)
         return (
-            merge_windows(y_hat, h, w, self.window_current),
+            self.tokenizer.merge(y_hat, h, w),
             likelihoods,
-            merge_windows(features, h, w, self.window_current),
+            self.tokenizer.merge(features, h, w),
         )
 
     @staticmethod

@@ -18,28 +18,30 @@ last equals `latent_channels`), `residual_blocks` (3), `d_model` (768), `num_hea
 `window_context` (8), `window_current` (4), `context_frames` (2), `dropout` (0).
 
 Coding: a tile's frame is one payload of `window_current**2` streams (one per autoregressive
-step, see `terracodec.temporal.coding`). As an `ImageCodec` the model codes single frames
-(`encode_tile` = a first frame); sequences go through `encode_frames` / `decode_frames` with a
-`TemporalState` that both sides advance identically.
+step, see `terracodec.temporal.coding`). A tile's frames go through the sequence protocol
+(`terracodec.models.codec`: `start_state`, `encode_frame`, `decode_frame`,
+`decode_frame_latents`) with a `TemporalState` that both sides advance identically; the batched
+`encode_frames` / `decode_frames` code the same frame of several tiles at once.
 """
 
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from terracodec.errors import InputError
-from terracodec.layers.blocks import AttentionBlock, ResidualUnit
-from terracodec.layers.conv import conv, deconv
-from terracodec.models.base import ImageCodec, pack_streams, register_architecture
-from terracodec.temporal.entropy_model import TemporalEntropyModel
+from terracodec.errors import CorruptStreamError, InputError
+from terracodec.models.codec import Codec
+from terracodec.models.payload import pack_streams
 from terracodec.parallel import chunks, run_tasks
-from terracodec.temporal.windows import context_windows
+from terracodec.registry import register_architecture
+from terracodec.temporal.entropy_model import TemporalEntropyModel
+from terracodec.temporal.transforms import Dequantizer, PadToken, Transform
 
 PUBLISHED = {
     "latent_channels": 192,
@@ -55,71 +57,6 @@ PUBLISHED = {
 }
 
 
-class _Analysis(nn.Module):
-    def __init__(self, bands: int, ch: Sequence[int], blocks: int) -> None:
-        super().__init__()
-        units = lambda n: [ResidualUnit(n) for _ in range(blocks)]  # noqa: E731
-        self.transforms = nn.Sequential(
-            conv(bands, ch[0]), *units(ch[0]),
-            conv(ch[0], ch[1]), *units(ch[1]), AttentionBlock(ch[1]),
-            conv(ch[1], ch[2]), *units(ch[2]),
-            conv(ch[2], ch[3]), AttentionBlock(ch[3]),
-        )
-
-
-class _Synthesis(nn.Module):
-    def __init__(self, bands: int, ch: Sequence[int], blocks: int) -> None:
-        super().__init__()
-        units = lambda n: [ResidualUnit(n) for _ in range(blocks)]  # noqa: E731
-        self.transforms = nn.Sequential(
-            AttentionBlock(ch[3]), deconv(ch[3], ch[2]), *units(ch[2]),
-            deconv(ch[2], ch[1]), AttentionBlock(ch[1]), *units(ch[1]),
-            deconv(ch[1], ch[0]), *units(ch[0]),
-            deconv(ch[0], bands),
-        )
-
-
-class _Transform(nn.Module):
-    """Holder that gives the transforms TerraCodec v1's key prefixes."""
-
-    def __init__(self, bands: int, ch: Sequence[int], blocks: int) -> None:
-        super().__init__()
-        self.analysis_transform = _Analysis(bands, ch, blocks)
-        self.synthesis_transform = _Synthesis(bands, ch, blocks)
-
-
-class _PadToken(nn.Module):
-    """Learned per-channel constant latent that stands in before the first frame."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.rand(1, channels, 1, 1))
-
-
-class _ResidualBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.act = nn.LeakyReLU(0.01)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.act(self.conv2(self.act(self.conv1(x))))
-
-
-class Dequantizer(nn.Module):
-    """`y_hat + f(features)`: the entropy model's features refine the quantised latent."""
-
-    def __init__(self, channels: int, d_model: int) -> None:
-        super().__init__()
-        self.process_conv = nn.Sequential(
-            nn.Conv2d(d_model, channels, 1), nn.LeakyReLU(0.01), _ResidualBlock(channels)
-        )
-
-    def forward(self, y_hat: Tensor, features: Tensor) -> Tensor:
-        return y_hat + self.process_conv(features)
-
-
 @dataclass
 class TemporalState:
     """What both coder sides carry from frame to frame: the per-frame context encodings of the
@@ -132,10 +69,12 @@ class TemporalState:
     frames: int = 0
     tiles: int = 0
     latent_size: tuple[int, int] = (0, 0)
+    #: The stream's `codec.coder_platform`, named when a frame fails to decode on another one.
+    coded_on: str = ""
 
 
 @register_architecture("tec-tt")
-class TemporalCodec(ImageCodec):
+class TemporalCodec(Codec):
     """TEC-TT (see the module docstring)."""
 
     kind = "temporal"
@@ -153,7 +92,7 @@ class TemporalCodec(ImageCodec):
             raise ValueError(f"layers {layers} must be 3 positive counts")
         self.latent_channels = c_lat
         self.d_model = int(cfg["d_model"])
-        self.transform = _Transform(self.bands, ch, int(cfg["residual_blocks"]))
+        self.transform = Transform(self.bands, ch, int(cfg["residual_blocks"]))
         self.entropy_model = TemporalEntropyModel(
             num_channels=c_lat,
             context_len=int(cfg["context_frames"]),
@@ -165,7 +104,7 @@ class TemporalCodec(ImageCodec):
             mlp_expansion=int(cfg["mlp_expansion"]),
             dropout=float(cfg.get("dropout", 0.0)),
         )
-        self._temporal_pad_token_maker = _PadToken(c_lat)
+        self._temporal_pad_token_maker = PadToken(c_lat)
         self._dequantizer = Dequantizer(c_lat, self.d_model)
         self.num_streams = self.entropy_model.seq_len_dec
         self.multiple = 16 * int(cfg["window_current"])
@@ -239,7 +178,7 @@ class TemporalCodec(ImageCodec):
             return [], lambda _: FrameContext(first)
         windows = None
         if state.pending is not None:
-            windows = context_windows(state.pending, em.window_context, em.window_current)
+            windows = em.tokenizer.context(state.pending)
         tasks, finish = context_tasks(em, state.encoded, windows)
 
         def done(results: list) -> Any:
@@ -278,7 +217,8 @@ class TemporalCodec(ImageCodec):
         if state.pending is not None:
             raise ValueError("the state's pending latent was never used: call memory() first")
         size = (int(y_hat.shape[-2]), int(y_hat.shape[-1]))
-        return TemporalState(list(state.encoded), y_hat, state.frames + 1, int(y_hat.shape[0]), size)
+        return TemporalState(list(state.encoded), y_hat, state.frames + 1, int(y_hat.shape[0]), size,
+                             state.coded_on)
 
     # ----------------------------------------------------------------- training
     def forward(self, x: Tensor) -> dict[str, Any]:
@@ -375,28 +315,54 @@ class TemporalCodec(ImageCodec):
                 f"{16 * state.latent_size[1]}, this frame {tiles} of {16 * h}x{16 * w}"
             )
 
-    # ----------------------------------------------------------------- ImageCodec: one frame
-    def compress_latents(self, y: Tensor) -> tuple[list[list[bytes]], dict[str, Tensor]]:
-        from terracodec.temporal.coding import encode_frame
+    # ----------------------------------------------------------------- the sequence protocol
+    def start_state(self, coded_on: str = "") -> TemporalState:
+        """A tile's state before its first frame; `coded_on`: the stream's coder platform."""
+        return TemporalState(coded_on=coded_on)
 
-        tasks, finish = self._context_tasks(TemporalState())
-        streams, y_hat, features = encode_frame(self._coder()[0], y.cpu(), finish(tasks))
-        return streams, {"y_hat": y_hat, "features": features}
+    def encode_frame(self, state: TemporalState, x: Tensor) -> tuple[bytes, TemporalState]:
+        """Payload of the tile's next frame (`[C, H, W]`, normalised), and the next state."""
+        payloads, state = self.encode_frames(x[None], state)
+        return payloads[0], state
 
-    def decompress_latents(
-        self, strings: list[list[bytes]], height: int, width: int
-    ) -> dict[str, Tensor]:
-        from terracodec.temporal.coding import decode_frame
+    def decode_frame(self, state: TemporalState, data: bytes, height: int,
+                     width: int) -> tuple[Tensor, TemporalState]:
+        """Reconstruction `[C, H, W]` of the tile's next frame, and the next state."""
+        with _platform_hint(state):
+            x_hat, state = self.decode_frames([data], height, width, state)
+        return x_hat[0], state
 
-        shape = (len(strings[0]), self.latent_channels, height // 16, width // 16)
-        tasks, finish = self._context_tasks(TemporalState())
-        y_hat, features = decode_frame(self._coder()[0], strings, finish(tasks), shape)
-        return {"y_hat": y_hat, "features": features}
+    def decode_frame_latents(self, state: TemporalState, data: bytes, height: int,
+                             width: int) -> tuple[dict[str, Tensor], TemporalState]:
+        """Quantised latents and decoder features of the next frame (no synthesis): what a frame
+        that is not wanted costs, since later frames depend on it."""
+        with _platform_hint(state):
+            latents, state = self.decode_latent_frames([data], height, width, state)
+        return {k: v[0] for k, v in latents.items()}, state
 
-    @torch.no_grad()
-    def decode_tiles(self, data: Sequence[bytes], height: int, width: int) -> Tensor:
-        latents = self.decode_latents_batch(data, height, width)
-        return self._synthesize(latents["y_hat"], latents["features"])
+    def synthesis_latent(self, latents: dict[str, Tensor]) -> Tensor:
+        """The dequantised latent (`y_hat + f(features)`): what `synthesis` decodes."""
+        y_hat, features = latents["y_hat"][None].to(self.device), latents["features"][None].to(self.device)
+        return self.dequantize(y_hat.float(), features.float())[0]
 
 
-__all__ = ["TemporalCodec", "TemporalState", "Dequantizer", "PUBLISHED"]
+@contextmanager
+def _platform_hint(state: TemporalState) -> Iterator[None]:
+    """A frame that fails to decode on another platform than the one that coded it most likely
+    failed because of that (float32 entropy parameters): say so."""
+    try:
+        yield
+    except CorruptStreamError as exc:
+        from terracodec.temporal.coding import coder_platform
+
+        here = coder_platform()
+        if not state.coded_on or state.coded_on == here:
+            raise
+        raise CorruptStreamError(
+            f"{exc}. This TEC-TT stream was coded on '{state.coded_on}', this machine is "
+            f"'{here}': TEC-TT streams decode bit-exactly only on the platform that coded "
+            "them (docs/DESIGN.md section 5)"
+        ) from None
+
+
+__all__ = ["TemporalCodec", "TemporalState", "PUBLISHED"]

@@ -1,4 +1,9 @@
-"""Latent grids <-> windows of tokens, as TEC-TT's entropy model sees them.
+"""Latent grids <-> windows of tokens, as TEC-TT's entropy model sees them: the tokenizer.
+
+`WindowTokenizer` is the one place where a frame's windows are formed and merged back: the
+entropy model owns one (`TemporalEntropyModel.tokenizer`), and the model and the coder use it.
+A different token layout (FlexTEC's latent repacking: token j carries channel slice j of all
+16 positions) is another tokenizer with the same three methods.
 
 The current frame's latent `[B, C, H, W]` is cut into non-overlapping `w x w` windows (w = 4:
 16 tokens of C channels each, raster order inside a window). Each window is predicted from the
@@ -56,3 +61,44 @@ def merge_windows(t: Tensor, height: int, width: int, size: int) -> Tensor:
     b = n // (nh * nw)
     t = t.reshape(b, nh, nw, size, size, d).permute(0, 5, 1, 3, 2, 4)
     return t.reshape(b, d, nh * size, nw * size)[..., :height, :width]
+
+
+class WindowTokenizer:
+    """TEC-TT's windows: current `current x current` windows of a latent, the `context x context`
+    windows around them in the previous frames' latents, and the way back (see the module
+    docstring for the layouts)."""
+
+    def __init__(self, context: int, current: int) -> None:
+        if context < current or (context - current) % 2:
+            raise ValueError("the context window must exceed the current one by an even amount")
+        self.context_size, self.current_size = context, current
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per current window (autoregressive steps)."""
+        return self.current_size**2
+
+    @property
+    def context_tokens(self) -> int:
+        return self.context_size**2
+
+    def current(self, y: Tensor) -> Tensor:
+        """`[B, C, H, W] -> [windows, tokens, C]`."""
+        return current_windows(y, self.current_size)
+
+    def context(self, y: Tensor) -> Tensor:
+        """`[B, C, H, W] -> [windows, context_tokens, C]`, window `k` around current window `k`."""
+        return context_windows(y, self.context_size, self.current_size)
+
+    def merge(self, t: Tensor, height: int, width: int) -> Tensor:
+        """Inverse of `current`: `[windows, tokens, D] -> [B, D, height, width]`."""
+        return merge_windows(t, height, width, self.current_size)
+
+    def windows(self, height: int, width: int) -> int:
+        """Current windows of one `height x width` latent."""
+        nh, nw = grid_windows(height, width, self.current_size)
+        return nh * nw
+
+
+__all__ = ["WindowTokenizer", "context_windows", "current_windows", "grid_windows", "merge_windows"]
+

@@ -1,18 +1,16 @@
-"""Weights on disk: our format (safetensors + JSON config) and TerraCodec v1 `.pt` checkpoints.
+"""Weights on disk: our format (safetensors + JSON config) and reading TerraCodec v1 `.pt` files.
 
 Our format: `name.safetensors` holds every parameter and buffer except those rebuilt exactly
 from the others (`derived_keys`: the Gaussian conditionals' integer tables, which exact
 arithmetic rebuilds from their scale table, and the checkerboard masks); the entropy
 bottlenecks' tables, computed from learned densities, are stored. `name.json` holds the config
-that rebuilds the model (`ImageCodec.from_config`). Neither can run code when loaded.
+that rebuilds the model (`terracodec.zoo.from_config`). Neither can run code when loaded.
 
-TerraCodec v1 (IBM `terracodec` 0.3.1) publishes `.pt` state dicts of CompressAI-based models
-with a `model.` prefix. They are read with `torch.load(weights_only=True)` (no arbitrary
-unpickling), the prefix is stripped, the architecture is recognised from the key names and its
-sizes (bands, N, M, channel groups, context widths) from the tensor shapes, and the weights are
-loaded with `strict=True`. The entropy tables are then rebuilt with our deterministic recipe
-(the file's CompressAI-built tables are replaced). Anything that does not fit raises a one-line
-`ModelError`.
+TerraCodec v1 (IBM `terracodec` 0.3.1) publishes `.pt` state dicts with a `model.` prefix. They
+are read with `torch.load(weights_only=True)` (no arbitrary unpickling) and the prefix is
+stripped; which architecture a state dict is, and its sizes, is the business of the checkpoint
+kinds the model packages register (`terracodec.registry`). Anything that does not fit raises a
+one-line `ModelError`. This module knows no model class.
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ import torch
 from torch import Tensor
 
 from terracodec.errors import ModelError
-from terracodec.models.base import ImageCodec
-from terracodec.normalization import Normalization
 
 FORMAT = "terracodec-weights"
 FORMAT_VERSION = 1
@@ -37,21 +33,22 @@ _OLD_EB_KEY = re.compile(r"^(.*entropy_bottleneck\.)_(matrix|bias|factor)(\d+)$"
 _OLD_EB_NAMES = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
 
 
-def _stem(path: str | Path) -> Path:
+def stem(path: str | Path) -> Path:
+    """`path` without a `.safetensors` / `.json` suffix."""
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
 # --------------------------------------------------------------------------- our format
-def save_pretrained(model: ImageCodec, path: str | Path) -> tuple[Path, Path]:
-    """Write `path.safetensors` and `path.json`; returns both paths."""
+def save_pretrained(model: torch.nn.Module, path: str | Path) -> tuple[Path, Path]:
+    """Write `path.safetensors` and `path.json` of a codec (`model.config`, `model.arch`)."""
     from safetensors.torch import save_file
 
-    stem = _stem(path)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    base = stem(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
     skip = derived_keys(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k not in skip}
-    weights, config = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, config = base.with_suffix(".safetensors"), base.with_suffix(".json")
     save_file(tensors, str(weights), metadata={"format": FORMAT, "arch": model.arch})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config}
     config.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -77,7 +74,7 @@ def derived_keys(model: torch.nn.Module) -> set[str]:
 
 def read_config(path: str | Path) -> dict[str, Any]:
     """The model config stored beside a `.safetensors` file."""
-    config_path = _stem(path).with_suffix(".json")
+    config_path = stem(path).with_suffix(".json")
     try:
         record = json.loads(config_path.read_text())
     except FileNotFoundError:
@@ -91,30 +88,21 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return record["config"]
 
 
-def from_pretrained(path: str | Path, config: dict[str, Any] | None = None) -> ImageCodec:
-    """Model from `path.safetensors` (+ `path.json`, unless `config` is given)."""
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of `path.safetensors` (our format)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    stem = _stem(path)
-    config = read_config(stem) if config is None else config
-    weights = stem.with_suffix(".safetensors")
+    weights = stem(path).with_suffix(".safetensors")
     try:
-        state = load_file(str(weights))
+        return load_file(str(weights))
     except FileNotFoundError:
         raise ModelError(f"no weights file {weights}") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"unreadable weights file {weights}: {exc}") from None
-    model = ImageCodec.from_config(config)
-    fresh = model.state_dict()
-    for key in derived_keys(model):  # not in the file: rebuilt by `update` below
-        state.setdefault(key, fresh[key])
-    load_state(model, state, str(weights))
-    model.update(force=False)
-    return model.eval()
 
 
-def load_state(model: ImageCodec, state: Mapping[str, Tensor], source: str) -> None:
+def load_state(model: torch.nn.Module, state: Mapping[str, Tensor], source: str) -> None:
     """`load_state_dict(strict=True)` with a one-line ModelError on any mismatch."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -161,79 +149,12 @@ def read_v1_state_dict(path: str | Path | Any) -> dict[str, Tensor]:
     return state
 
 
-def _shape(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, ...]:
+def shape_of(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, ...]:
+    """The shape of `state[key]`, or a one-line ModelError naming the missing tensor."""
     if key not in state:
         raise ModelError(f"{source}: expected tensor {key} is missing")
     return tuple(state[key].shape)
 
 
-def infer_v1_config(state: Mapping[str, Tensor], source: str = "checkpoint") -> dict[str, Any]:
-    """Architecture and sizes of a v1 state dict, from key names and tensor shapes."""
-    if any(k.startswith("latent_codec.") for k in state):
-        return _infer_elic(state, source)
-    if any(k.startswith("entropy_bottleneck.") for k in state) and "g_a.0.weight" in state:
-        return _infer_fp(state, source)
-    raise ModelError(f"{source} is neither a TEC-FP nor a TEC-ELIC checkpoint")
-
-
-def _infer_fp(state: Mapping[str, Tensor], source: str) -> dict[str, Any]:
-    n, bands = _shape(state, "g_a.0.weight", source)[:2]
-    m = _shape(state, "g_a.6.weight", source)[0]
-    out = _shape(state, "g_s.6.weight", source)[1]  # ConvTranspose2d weight: [in, out, k, k]
-    if out != bands:
-        raise ModelError(f"{source}: encoder takes {bands} bands but decoder gives {out}")
-    return {"arch": "tec-fp", "bands": int(bands), "N": int(n), "M": int(m)}
-
-
-def _infer_elic(state: Mapping[str, Tensor], source: str) -> dict[str, Any]:
-    n, bands = _shape(state, "g_a.0.weight", source)[:2]
-    m = _shape(state, "g_a.13.weight", source)[0]
-    groups = []
-    while True:
-        key = f"latent_codec.y.latent_codec.y{len(groups)}.context_prediction.weight"
-        if key not in state:
-            break
-        groups.append(int(state[key].shape[1]))
-    if len(groups) < 2 or sum(groups) != m:
-        raise ModelError(f"{source}: channel groups {groups} do not add up to M={m}")
-    ctx = "latent_codec.y.channel_context.y1"
-    agg = "latent_codec.y.latent_codec.y0.entropy_parameters"
-    return {
-        "arch": "tec-elic",
-        "bands": int(bands),
-        "N": int(n),
-        "M": int(m),
-        "groups": groups,
-        "context_widths": [
-            int(_shape(state, f"{ctx}.0.weight", source)[0]),
-            int(_shape(state, f"{ctx}.2.weight", source)[0]),
-        ],
-        "aggregation_width": int(_shape(state, f"{agg}.2.weight", source)[0]),
-    }
-
-
-def load_v1_checkpoint(
-    path: str | Path | Any,
-    *,
-    name: str | None = None,
-    quality: Any = None,
-    normalization: Normalization | None = None,
-) -> ImageCodec:
-    """TEC-FP / TEC-ELIC / TEC-TT model from a TerraCodec v1 `.pt` file, ready to code (eval mode)."""
-    source = str(path) if isinstance(path, (str, Path)) else "checkpoint"
-    state = read_v1_state_dict(path)
-    from terracodec.temporal.checkpoint import is_tt_state_dict, tt_from_v1_state
-
-    if is_tt_state_dict(state):  # TEC-TT (terracodec.temporal)
-        if name is None:
-            name = Path(path).stem if isinstance(path, (str, Path)) else "tec-tt"
-        return tt_from_v1_state(state, source, name=name, quality=quality, normalization=normalization)
-    config = infer_v1_config(state, source)
-    norm = normalization or Normalization.terracodec_v1(config["bands"])
-    if name is None:
-        name = Path(path).stem if isinstance(path, (str, Path)) else config["arch"]
-    config.update(name=name, quality=quality, normalization=norm.to_config())
-    model = ImageCodec.from_config(config)
-    load_state(model, state, source)
-    model.update(force=True)
-    return model.eval()
+__all__ = ["FORMAT", "FORMAT_VERSION", "derived_keys", "load_state", "read_config", "read_v1_state_dict",
+           "read_weights", "save_pretrained", "shape_of", "stem"]

@@ -1,0 +1,66 @@
+"""Coding one work unit (`terracodec.api.plan.Unit`): a tile's frames, in order, with one codec
+state. The same function serves every codec kind: an image codec's state is None, a temporal
+codec's carries its previous frames."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from terracodec.api.plan import Unit, frame_normalizers
+from terracodec.container import TileRecord
+from terracodec.header import StreamHeader
+from terracodec.tilecode import decode_tile, decode_tile_latents, encode_tile
+
+#: `emit(frame, tile, result)`: where a unit's decoded frames go as they come.
+Emit = Callable[[int, Any, Any], None]
+
+
+def encode_unit(unit: Unit, source: Any, header: StreamHeader, codec: Any,
+                norms: list[Any] | None = None) -> list[TileRecord]:
+    """The records of a unit's frames; pixels are read from `source` (a stack) frame by frame."""
+    norms = norms or frame_normalizers(header)
+    t = unit.tile
+    state = _start(codec, header)
+    records = []
+    for fi in unit.frames:
+        frame = header.frames[fi]
+        pixels = source.read(fi, t.row_off, t.col_off, t.height, t.width)[frame.band_order]
+        record, state = encode_tile(np.ascontiguousarray(pixels), t, codec, state, norms[fi],
+                                    frame.meta.nodata, header.valid_range)
+        records.append(record)
+    return records
+
+
+def decode_unit(unit: Unit, read: Callable[[int, int], TileRecord], header: StreamHeader, codec: Any,
+                wanted: dict[int, int], want: str, emit: Emit, norms: list[Any] | None = None) -> None:
+    """Decode a unit's frames in order; `emit(k, tile, result)` each wanted frame `k`
+    (`wanted`: frame index -> output position): `want="pixels"` gives `[C, h, w]` pixels in the
+    file's band order, `"latents"` the codec's latents (None for a tile stored exactly). Frames
+    that are not wanted are decoded to their latents only (later frames may need them)."""
+    norms = norms or frame_normalizers(header)
+    dtype = np.dtype(header.grid.dtype)
+    t = unit.tile
+    state = _start(codec, header)
+    for fi in unit.frames:
+        record = read(fi, t.index)
+        if fi not in wanted or want == "latents":
+            result, state = decode_tile_latents(record, t, codec, state)
+        else:
+            frame = header.frames[fi]
+            model_order, state = decode_tile(record, t, codec, state, norms[fi], dtype,
+                                             header.valid_range, frame.meta.nodata)
+            result = np.empty_like(model_order)
+            result[frame.band_order] = model_order  # back to the file's band order
+        if fi in wanted:
+            emit(wanted[fi], t, result)
+
+
+def _start(codec: Any, header: StreamHeader) -> Any:
+    """The codec's state before a unit's first frame; a temporal one learns where the stream was
+    coded (named when a frame fails to decode elsewhere)."""
+    return codec.start_state(coded_on=header.codec.coder_platform)
+
+
+__all__ = ["Emit", "decode_unit", "encode_unit"]

@@ -1,0 +1,138 @@
+"""The model zoo's table: name + quality -> config, normalisation and weights file.
+
+Each entry lists its qualities (1 = lowest rate) and, per quality, the stem of a
+`.safetensors` + `.json` pair under `terracodec/weights/` (None: seeded weights for the untrained
+test model `tec-fp-tiny`, or a file the user passes with `--weights` for `requires_weights`
+entries: the TerraCodec v1 checkpoints, which cannot be downloaded here). Light on purpose (no
+torch): `tec info` and `tec models` read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+#: name -> entry. `weights`: quality -> file stem under WEIGHTS_DIR, or None. `config["bands"]`
+#: None: any band count (taken from the checkpoint).
+MODELS: dict[str, dict[str, Any]] = {
+    "tec-fp-tiny": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": 13, "N": 16, "M": 24},
+        "normalization": "ssl4eo-s12-l1c",
+        "weights": {1: None},
+        "seed": 20250101,
+        "trained": False,
+        "description": "TEC-FP, 13-band S2 L1C, untrained seeded weights (for testing)",
+    },
+    # Trained here on the OSCD train cities (docs/MODELS.md). Variable rate: one set of weights,
+    # five quality levels (gain vectors), lambda 1 ... 100. The bundled demo model.
+    "tec-fp-s2l1c": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": 13, "N": 64, "M": 96},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {q: "tec-fp-s2l1c" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-FP (N=64, M=96), 13-band S2 L1C, 5 qualities, trained on OSCD train cities",
+    },
+    "tec-fp-s2l2a": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": 12, "N": 64, "M": 96},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: "tec-fp-s2l2a" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10), 5 qualities",
+    },
+    # Trained here on the OSCD train cities (docs/MODELS.md): the hyperprior + channel-group +
+    # checkerboard codec, variable rate like the TEC-FP models, lambda 1 ... 100.
+    "tec-elic-s2l2a": {
+        "kind": "image",
+        "config": {"arch": "tec-elic", "bands": 12, "N": 64, "M": 192,
+                   "context_widths": [64, 48], "aggregation_width": 128},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: "tec-elic-s2l2a" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-ELIC (N=64, M=192), 12 bands in L2A order (also L1C without B10), 5 qualities",
+    },
+    # TerraCodec v1 checkpoints (`.pt`): the published files cannot be downloaded here, so these
+    # take `--weights PATH` (and `--weights PATH` alone picks them: `terracodec.zoo.recognise`);
+    # sizes and bands come from the file, the normalisation is the reference README's
+    # (`Normalization.terracodec_v1`); qualities are the published lambdas.
+    "tec-fp-v1": {
+        "kind": "image",
+        "config": {"arch": "tec-fp", "bands": None},
+        "normalization": "terracodec-v1",
+        "weights": {q: None for q in (1, 2, 3, 4, 5)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TerraCodec v1 TEC-FP, any band count; needs --weights (a v1 .pt)",
+    },
+    "tec-elic-v1": {
+        "kind": "image",
+        "config": {"arch": "tec-elic", "bands": None},
+        "normalization": "terracodec-v1",
+        "weights": {q: None for q in (1, 2, 3, 4, 5)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TerraCodec v1 TEC-ELIC, any band count; needs --weights (a v1 .pt)",
+    },
+    "tec-tt": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 12},
+        # the reference package's documented statistics (`Normalization.terracodec_v1`)
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: None for q in (1, 2, 3, 4, 5, 6, 7)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TEC-TT, 12-band S2 L2A; needs --weights (TerraCodec v1 TT checkpoint)",
+    },
+    "tec-tt-l1c": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 13},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {q: None for q in (1, 2, 3)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TEC-TT, 13-band S2 L1C; needs --weights (TerraCodec v1 TT checkpoint)",
+    },
+    # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
+    # small TEC-TT (2.6 M parameters), one quality (lambda 100).
+    "tec-tt-small": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 13, "latent_channels": 64,
+                   "transform_channels": [64, 64, 64, 64], "residual_blocks": 1, "d_model": 96,
+                   "num_heads": 4, "mlp_expansion": 4, "layers": [2, 2, 2]},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {1: "tec-tt-small-s2l1c"},
+        "trained": True,
+        "description": "TEC-TT small (latent 64, d_model 96), 13-band S2 L1C, trained on OSCD train cities (2 dates)",
+    },
+}
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One dict per model: name, kind, bands, qualities, arch, trained, requires_weights
+    (ships no weights: needs `--weights`), description."""
+    return [
+        {
+            "name": name,
+            "kind": entry["kind"],
+            "bands": entry["config"]["bands"],
+            "qualities": sorted(entry["weights"]),
+            "arch": entry["config"]["arch"],
+            "trained": entry["trained"],
+            "requires_weights": bool(entry.get("requires_weights", False)),
+            "description": entry["description"],
+        }
+        for name, entry in MODELS.items()
+    ]
+
+
+def describe(name: str) -> str | None:
+    """The table's description of a model name, if it is one."""
+    entry = MODELS.get(name)
+    return entry["description"] if entry else None
+
+
+__all__ = ["MODELS", "WEIGHTS_DIR", "describe", "list_models"]
