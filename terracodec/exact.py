@@ -3,7 +3,8 @@
 A learned codec is lossy and only meaningful inside the range it was trained on. Nodata
 values, saturated pixels (65535) and NaN/inf are not imagery: each tile stores a bitmask of
 such elements plus their exact values, deflated (docs/FORMAT.md section 4). The model sees a
-benign stand-in there (see `model_input`), and the decoder writes the exact values back.
+benign stand-in there (`terracodec.tilecode.encode_tile`), and the decoder writes the exact
+values back.
 """
 
 from __future__ import annotations

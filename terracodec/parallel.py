@@ -104,11 +104,6 @@ def intra_op_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def one_thread(fn: Callable[..., T], *args: object) -> T:
-    """`fn(*args)` on one intra-op thread."""
-    return run_tasks([lambda: fn(*args)], workers=1, float_threads=1)[0]
-
-
 def chunks(n: int, size: int) -> list[slice]:
     """Consecutive slices of at most `size` of `range(n)`."""
     return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))]
@@ -157,4 +152,4 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None,
 
 
 __all__ = ["ALONE_THREADS", "budget", "chunks", "float_threads", "float_threads_for", "in_task", "intra_op_threads",
-           "one_thread", "run_float", "run_tasks"]
+           "run_float", "run_tasks"]

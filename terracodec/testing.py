@@ -3,7 +3,8 @@ models with random weights that still code realistically.
 
 CompressAI imports torchvision, whose PyPI wheel cannot load its C ops beside the CPU build of
 torch. CompressAI's entropy models, coders and layers never use torchvision, so when the real
-one fails to import, an empty stand-in takes its place.
+one is absent or fails to import, an empty stand-in takes its place. CompressAI is no
+dependency of ours: `benchmarks/entropy_coding.py` runs in an environment that has it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ def import_compressai() -> ModuleType:
     """Import CompressAI; ImportError when it is not installed (it is not a core dependency)."""
     try:
         import torchvision  # noqa: F401
-    except ImportError:
-        pass
-    except RuntimeError:
+    except (ImportError, RuntimeError):  # absent, or broken beside the CPU build of torch
         for name in [n for n in sys.modules if n.startswith("torchvision")]:
             del sys.modules[name]
         stub = types.ModuleType("torchvision")

@@ -32,8 +32,8 @@ def toy(monkeypatch):
     """Make `--model toy` load the toy codec (other names go to the real registry)."""
     real = resolve._load_named
 
-    def load(name, quality, weights):
-        return ToyCodec() if name == "toy" else real(name, quality, weights)
+    def load(name, quality, weights, device="cpu"):
+        return ToyCodec() if name == "toy" else real(name, quality, weights, device)
 
     monkeypatch.setattr(resolve, "_load_named", load)
 

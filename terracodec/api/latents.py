@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from terracodec.api.args import parse_frames
 from terracodec.api.execute import decode_units
@@ -24,9 +25,10 @@ class Latents:
 
     Latent pixel (r, c) covers scene pixels [16r, 16r + 16) x [16c, 16c + 16); `transform` is
     the scene's with 16x larger pixels. Latents of tiles stored exactly (all nodata) are NaN.
-    `spec.space` says what `y_hat` is (docs/LATENTS.md): `coded`, the entropy-coded integers
-    (a variable-rate model's scaled by its quality's gain), or `synthesis`, what the synthesis
-    transform decodes (gain removed, TEC-TT's dequantiser applied): one space at every quality.
+    `spec.space` says what `y_hat` is (docs/LATENTS.md): `coded`, the quantised latent the
+    entropy model decodes (unit steps around its medians or predicted means; a variable-rate
+    model's scaled by its quality's gain), or `synthesis`, what the synthesis transform decodes
+    (gain removed, TEC-TT's dequantiser applied): one space at every quality.
     """
 
     y_hat: np.ndarray                  # [T, M, ceil(H/16), ceil(W/16)] float32
@@ -66,7 +68,8 @@ def decode_latents(
             if lat is None:  # stored exactly
                 return
             if space == "synthesis":
-                lat = dict(lat, y_hat=codec.synthesis_latent(lat))
+                with torch.inference_mode():
+                    lat = dict(lat, y_hat=codec.synthesis_latent(lat))
             r0, c0 = t.row_off // s, t.col_off // s
             h, w = -(-t.height // s), -(-t.width // s)
             for key in ("y_hat", "features"):

@@ -23,23 +23,25 @@ def models() -> list[dict]:
     return [dict(m) for m in list_models()]
 
 
-def _load_named(name: str, quality: Any, weights: str | None) -> Any:
-    """A registry model, cached; a weights file is keyed by its size and mtime too."""
+def _load_named(name: str, quality: Any, weights: str | None, device: Any = "cpu") -> Any:
+    """A registry model on `device`, cached (one instance per name, quality, weights file
+    version and device: a cached model is never moved, so concurrent calls share it safely)."""
     stamp = None
     if weights:
         st = os.stat(weights)
         stamp = (st.st_size, st.st_mtime_ns)
-    return _load_cached(name, quality, weights, stamp)
+    return _load_cached(name, quality, weights, stamp, str(device))
 
 
 @lru_cache(maxsize=4)
-def _load_cached(name: str, quality: Any, weights: str | None, stamp: Any) -> Any:
+def _load_cached(name: str, quality: Any, weights: str | None, stamp: Any, device: str) -> Any:
     from terracodec.zoo import load_model
 
     # normal tensors even when the caller runs in inference mode: the model outlives the call
     # (cached), and inference tensors track no versions, which weight caches key on
     with torch.inference_mode(False):
         codec = load_model(name, quality, weights=weights) if weights else load_model(name, quality)
+        _to_device(codec, device)
     codec.eval()
     return codec
 
@@ -62,8 +64,8 @@ def resolve_model(model: Any, quality: Any, weights: Any, device: Any = None) ->
 
         model = checkpoint_model_name(weights) if weights is not None else DEFAULT_MODEL
     if isinstance(model, str):
-        codec = _load_named(model, quality, str(weights) if weights else None)
-        _to_device(codec, device or "cpu")
+        _check_device(device)
+        codec = _load_named(model, quality, str(weights) if weights else None, device or "cpu")
         check_kind(codec)
         if quality is None:
             quality = codec.config.get("quality")
@@ -77,6 +79,18 @@ def resolve_model(model: Any, quality: Any, weights: Any, device: Any = None) ->
     if quality is None:
         quality = getattr(model, "config", {}).get("quality")
     return model, name, quality
+
+
+def _check_device(device: Any) -> None:
+    """A device torch knows by that name (None: the default, the CPU)."""
+    if device is None:
+        return
+    if not isinstance(device, (str, torch.device)):
+        raise InputError(f"device must be a name such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"cannot run on device {device!r}: {str(exc).splitlines()[0]}") from None
 
 
 def _to_device(codec: Any, device: Any) -> None:

@@ -8,7 +8,8 @@ band would). Decoding gives that one multi-band frame on the fine grid.
 
 Reading is lazy: `read_stack` checks the files (opening each in turn) and reads nothing; pixels
 are read window by window, and file handles are opened on demand and kept in a small LRU
-cache, so a series of hundreds of frames never holds hundreds of files open.
+cache, so a series of hundreds of frames never holds hundreds of files open. A stack pickles
+without its handles, so it travels to another process's worker, which reopens its files.
 """
 
 from __future__ import annotations
@@ -211,6 +212,12 @@ class RasterStack:
         for handle in self._handles.values():
             _close(handle)
         self._handles.clear()
+
+    def __getstate__(self) -> dict:
+        """Pickled without its open files (a worker reopens them on its first read)."""
+        state = dict(self.__dict__)
+        state["_handles"] = OrderedDict()
+        return state
 
     def __enter__(self) -> "RasterStack":
         return self

@@ -73,21 +73,12 @@ class WindowTokenizer:
             raise ValueError("the context window must exceed the current one by an even amount")
         self.context_size, self.current_size = context, current
 
-    @property
-    def tokens(self) -> int:
-        """Tokens per current window (autoregressive steps)."""
-        return self.current_size**2
-
-    @property
-    def context_tokens(self) -> int:
-        return self.context_size**2
-
     def current(self, y: Tensor) -> Tensor:
         """`[B, C, H, W] -> [windows, tokens, C]`."""
         return current_windows(y, self.current_size)
 
     def context(self, y: Tensor) -> Tensor:
-        """`[B, C, H, W] -> [windows, context_tokens, C]`, window `k` around current window `k`."""
+        """`[B, C, H, W] -> [windows, context_size**2, C]`, window `k` around current window `k`."""
         return context_windows(y, self.context_size, self.current_size)
 
     def merge(self, t: Tensor, height: int, width: int) -> Tensor:
