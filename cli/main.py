@@ -7,14 +7,13 @@ Commands import what they need when they run: `tec --help` and `tec info` never 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
 
 import terracodec
-from terracodec.api.args import DEFAULT_MODEL, DEFAULT_TILE_SIZE
 from terracodec.cli.errors import ErrorHandlingGroup
+from terracodec.cli.options import coding_options, encode_keywords, jsonable
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
 
@@ -31,50 +30,6 @@ def _int_list(text: str | None, what: str, count: int | None = None) -> list[int
     return values
 
 
-def _quality(text: str | None) -> Any:
-    """`--quality` as the registry spells it: an int or float when it looks like one."""
-    if text is None:
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-#: `--baseline-offset` words -> `api.encode(baseline_offset=...)`.
-_BASELINE_OFFSET = {"auto": "auto", "yes": True, "no": False}
-
-
-def _baseline_offset(text: str) -> str | bool:
-    try:
-        return _BASELINE_OFFSET[text.strip().lower()]
-    except KeyError:
-        raise InputError(f"--baseline-offset must be auto, yes or no, got {text!r}") from None
-
-
-def _scale(text: str) -> str | float:
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"--scale must be auto or a positive number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise InputError(f"--scale must be auto or a positive number, got {text!r}")
-    return value
-
-
-def _names(text: str | None, what: str) -> list[str] | None:
-    if text is None:
-        return None
-    names = [v.strip() for v in text.split(",")]
-    if not all(names):
-        raise InputError(f"{what} takes comma-separated names, got {text!r}")
-    return names
-
-
 def _frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
     """Each INPUT is a frame; each --frame FILE,FILE,... is a frame of several files."""
     if inputs and frame_groups:
@@ -84,17 +39,6 @@ def _frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
     if not inputs:
         raise InputError("no input files given (INPUTS or --frame FILE,FILE,...)")
     return list(inputs)
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,25 +54,7 @@ def main() -> None:
               help="One frame from several files of one date at different resolutions (e.g. "
                    "img1_10m.tif,img1_20m.tif,img1_60m.tif), resampled onto the finest grid; "
                    "repeat in time order. Decoding gives the frame on that grid.")
-@click.option("--bands", "bands_text", default=None, metavar="B01,B02,...",
-              help="Names of the input's bands, by position (for files that do not name them).")
-@click.option("--model", default=None,
-              help=f"Model name (see `tec models`); default: the model --weights is (a TerraCodec "
-                   f"v1 .pt is recognised), else {DEFAULT_MODEL}.")
-@click.option("--quality", default=None, help="Quality level (see `tec models`); default: the model's.")
-@click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
-@click.option("--tile-size", default=DEFAULT_TILE_SIZE, show_default=True,
-              help="Tile side in pixels (at most 1024).")
-@click.option("--device", default=None, help="Torch device for the model (cpu, cuda, ...); default cpu.")
-@click.option("--baseline-offset", "baseline_offset", default="auto", show_default=True,
-              metavar="[auto|yes|no]",
-              help="Do the inputs carry Sentinel-2's +1000 DN offset (processing baseline 04.00+, "
-                   "2022 on)? auto: detect per frame (tags, B10 pixels, date); yes/no: force it. "
-                   "The model's normalisation is shifted to match; decoded DN are unchanged.")
-@click.option("--scale", "scale_text", default="auto", show_default=True, metavar="[auto|FACTOR]",
-              help="Factor from the input's values to Sentinel-2 DN. auto: float reflectance "
-                   "(0..1) is coded as DN = 10000 x value and decoded back; data that cannot be "
-                   "DN (8-bit) is refused.")
+@coding_options
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never an input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], bands_text: str | None,
@@ -137,18 +63,17 @@ def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], 
     """Encode INPUTS (one multi-band GeoTIFF, or several frames on one grid, in time order)."""
     from terracodec.api.encoding import encode as api_encode
 
-    offset_mode = _baseline_offset(baseline_offset)
+    options = encode_keywords(bands_text, model, quality, weights, tile_size, device, baseline_offset, scale_text)
     frames = _frames_of(inputs, frame_groups)
     with progress_bar("encoding", not quiet) as progress:
-        result = api_encode(frames, output, model=model, quality=_quality(quality),
-                            weights=weights, tile_size=tile_size, device=device, progress=progress,
-                            baseline_offset=offset_mode, scale=_scale(scale_text),
-                            band_names=_names(bands_text, "--bands"), overwrite=overwrite)
+        result = api_encode(frames, output, progress=progress, overwrite=overwrite, **options)
     if not quiet:
         click.echo(
             f"wrote {output}: {result['frames']} frame(s) of {result['width']}x{result['height']}"
             f"x{result['bands']} {result['dtype']}, {result['bytes']} bytes, "
-            f"{result['bpppb']:.4f} bpppb ({result['model']}, quality {result['quality']})"
+            f"{result['bpppb']:.4f} bpppb ({result['model']}, quality {result['quality']}"
+            + (f"; chosen for {result['model_choice']}" if result.get("model_choice") else "")
+            + ")"
         )
         shifted = [f for f in result["frame_info"] if f["dn_offset"]]
         if shifted:
@@ -194,7 +119,7 @@ def info(source: str, as_json: bool) -> None:
 
     d = api_info(source)
     if as_json:
-        click.echo(json.dumps(_jsonable(d), indent=2))
+        click.echo(json.dumps(jsonable(d), indent=2))
         return
     crs = f"EPSG:{d['epsg']}" if d["epsg"] else ("none" if not d["crs"] else "custom (see --json)")
     lines = [
@@ -233,7 +158,7 @@ def models(as_json: bool) -> None:
 
     table = list_models()
     if as_json:
-        click.echo(json.dumps(_jsonable(table), indent=2))
+        click.echo(json.dumps(jsonable(table), indent=2))
         return
     for m in table:
         qualities = ", ".join(str(q) for q in m.get("qualities", []))
@@ -249,6 +174,11 @@ main.add_command(train_command)
 from terracodec.cli.bench import bench_command  # noqa: E402  (its heavy imports are inside)
 
 main.add_command(bench_command)
+
+from terracodec.cli.archive import archive_command, verify_command  # noqa: E402  (heavy imports inside)
+
+main.add_command(archive_command)
+main.add_command(verify_command)
 
 
 if __name__ == "__main__":

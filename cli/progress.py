@@ -27,3 +27,22 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def archive_progress(enabled: bool = True) -> Iterator[Callable[[int, int, dict], None] | None]:
+    """A `(done, total, record)` callback counting inputs (only on a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    bar = Progress(
+        TextColumn("archiving"), BarColumn(), MofNCompleteColumn(), TextColumn("inputs"),
+        TextColumn("{task.fields[last]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    )
+    task = bar.add_task("archiving", total=None, last="")
+    with bar:
+
+        def update(done: int, total: int, record: dict) -> None:
+            bar.update(task, completed=done, total=total, last=f"{record['status']} {record['source']}"[-60:])
+
+        yield update

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from terracodec.errors import InputError
 
+#: The model of `resolve_model(None)` (no input to fit: `encode` picks by `terracodec.zoo.choice`).
 DEFAULT_MODEL = "tec-fp-s2l1c"
 DEFAULT_TILE_SIZE = 512
 

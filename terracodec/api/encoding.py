@@ -87,8 +87,10 @@ def encode(
     the other kind of data, the frame's normalisation is shifted by 1000 DN and the shift is
     recorded in the stream (`dn_offset`), so decoding still gives the input's DN.
 
-    `model`: a name (`terracodec.models()`) or an `ImageCodec`; None: the model `weights` is
-    (a TerraCodec v1 `.pt` is recognised by its contents), else `DEFAULT_MODEL`.
+    `model`: a name (`terracodec.models()`) or a codec; None: the model `weights` is (a
+    TerraCodec v1 `.pt` is recognised by its contents), else the shipped model that fits the
+    input's product level and bands (`terracodec.zoo.choice`; the result's `model_choice` says
+    why).
 
     `executor`: where the work units run (`terracodec.api.execute`): None, this process's
     threads; or anything with `submit` (a `concurrent.futures` pool, a Dask client). The bytes
@@ -109,6 +111,12 @@ def encode(
             outputs = AtomicOutputs(overwrite=bool(overwrite), protected=getattr(stack, "paths", []))
             if target is not None:
                 outputs.check_target(target)  # before any work
+            chosen = None
+            if model is None and weights is None:  # the shipped model that fits the input
+                from terracodec.zoo.choice import choose_model
+
+                chosen = choose_model(stack.frames)
+                model = chosen.model
             codec, name, quality = resolve_model(model, quality, weights, device)
             header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
             spec = ModelSpec.of(codec, str(weights) if weights else None, device) if executor else None
@@ -125,7 +133,9 @@ def encode(
                         encode_into(f, *run)
                 except OSError as exc:
                     raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return info(target)
+    described = info(target)
+    described["model_choice"] = chosen.reason if chosen else None
+    return described
 
 
 def encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress: Any = None,

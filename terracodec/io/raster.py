@@ -33,7 +33,7 @@ from terracodec.exact import check_dtype
 from terracodec.io.meta import FrameMeta, Grid, parse_timestamp
 
 #: File handles a stack keeps open at most (each costs a descriptor and GDAL's state).
-MAX_OPEN_FILES = 8
+MAX_OPEN_FILES = 16  # a Sentinel-2 product frame is 13 band files
 
 
 def _first_line(exc: BaseException) -> str:
@@ -41,6 +41,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _open(path: Path) -> rasterio.io.DatasetReader:
+    if str(path).startswith("/vsi"):  # inside an archive (a zipped SAFE product): GDAL checks
+        try:
+            return rasterio.open(str(path))
+        except RasterioError as exc:
+            raise InputError(f"cannot read {path} ({_first_line(exc)})") from None
     if not path.exists():
         raise InputError(f"no such file: {path}")
     if path.is_dir():
@@ -190,8 +195,9 @@ class RasterStack:
         if (ds.height, ds.width) != (g.height, g.width) or len(self.frame_paths[frame]) > 1 and (
             tuple(ds.transform)[:6] != tuple(g.transform)
         ):
+            nodata = ds.nodata if ds.nodata is not None else self.frames[frame].nodata
             ds = (WarpedVRT(ds, crs=ds.crs, transform=g.affine(), width=g.width, height=g.height,
-                            resampling=Resampling.bilinear, src_nodata=ds.nodata, nodata=ds.nodata), ds)
+                            resampling=Resampling.bilinear, src_nodata=nodata, nodata=nodata), ds)
         self._handles[key] = ds
         return ds
 
@@ -255,12 +261,19 @@ def _check_same_grid(a: Grid, b: Grid, path_a: Path, path_b: Path) -> None:
 
 def read_stack(inputs: Sequence[str | os.PathLike | Sequence[str | os.PathLike]] | str | os.PathLike) -> RasterStack:
     """Open one file (a multi-band image) or several frames of a time series on one grid; a
-    frame is a path, or a list of paths of one date at different resolutions."""
+    frame is a path, a Sentinel-2 product (SAFE folder or zip: `terracodec.io.safe`), or a list
+    of paths of one date at different resolutions."""
+    from terracodec.io.safe import apply_product, is_product, read_product
+
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     frames = []
+    products = {}
     for item in inputs:
-        if isinstance(item, (str, os.PathLike)):
+        if isinstance(item, (str, os.PathLike)) and is_product(item):
+            products[len(frames)] = product = read_product(item)
+            frames.append([Path(f) for f in product.files])
+        elif isinstance(item, (str, os.PathLike)):
             frames.append([Path(item)])
         elif isinstance(item, (list, tuple)) and item and all(isinstance(p, (str, os.PathLike)) for p in item):
             frames.append([Path(p) for p in item])
@@ -268,7 +281,10 @@ def read_stack(inputs: Sequence[str | os.PathLike | Sequence[str | os.PathLike]]
             raise InputError(f"an input frame must be a path or a list of paths, got {item!r}")
     if not frames:
         raise InputError("no input files given")
-    return RasterStack(frames)
+    stack = RasterStack(frames)
+    for index, product in products.items():
+        apply_product(stack.frames[index], product)
+    return stack
 
 
 __all__ = ["FrameMeta", "Grid", "MAX_OPEN_FILES", "RasterStack", "parse_timestamp", "read_stack"]

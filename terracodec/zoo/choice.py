@@ -1,0 +1,104 @@
+"""The shipped model that fits an input, when the caller names none (`tec encode` without `--model`).
+
+The input's product level comes from its tags (a SAFE product's `PROCESSING_LEVEL`, a GeoTIFF's
+`LEVEL`, `PROCESSING_LEVEL`, `PRODUCT_TYPE`, STAC's `s2:processing_level`), else from its bands:
+cirrus B10 exists only in Level-1C, so 12 named bands without it are Level-2A; unnamed files
+count: 13 bands L1C, 12 L2A. Then the table below picks, by measurement (docs/MODELS.md):
+
+| input | model | why |
+|---|---|---|
+| L1C, 13 bands (B10) | tec-fp-s2l1c | the only shipped 13-band model: no band dropped |
+| L1C, 12 bands (no B10) | tec-elic-s2l2a | trained on OSCD L1C without B10: BD-rate -60 % vs JPEG2000 there |
+| L2A, 12 bands | tec-fp-s2l2a | on held-out L2A, +64 % vs JPEG2000 against tec-elic-s2l2a's +190 % (issue 15) |
+
+A time series gets the same image model: the shipped temporal model (`tec-tt-small`) needs
+1.77x the bits of `tec-fp-s2l1c` at equal quality (issue 17), so it is never the better choice.
+Light on purpose (no torch, no rasterio): it reads `FrameMeta`s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from terracodec.bands import normalize_band_name
+from terracodec.errors import InputError
+
+#: (level, band count) -> shipped model. Revisit when better weights ship (issues 15, 17).
+CHOICES: dict[tuple[str, int], str] = {
+    ("L1C", 13): "tec-fp-s2l1c",
+    ("L1C", 12): "tec-elic-s2l2a",
+    ("L2A", 12): "tec-fp-s2l2a",
+}
+
+_LEVEL_TAGS = ("PROCESSING_LEVEL", "LEVEL", "PRODUCT_TYPE", "S2_PROCESSING_LEVEL", "PRODUCT_LEVEL")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A chosen model and, in words, why (shown in `tec encode`'s summary line)."""
+
+    model: str
+    level: str
+    reason: str
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def level_from_tags(tags: dict[str, str]) -> str | None:
+    """"L1C" / "L2A" from a product-level tag ("Level-2A", "S2MSI1C", "L2A", ...), else None."""
+    for name, value in tags.items():
+        key = _key(name)
+        if not any(key == t or key.endswith("_" + t) for t in _LEVEL_TAGS):
+            continue
+        text = _key(str(value))
+        if re.search(r"(^|_|MSI|L|LEVEL_?)2A$|L2A", text):
+            return "L2A"
+        if re.search(r"(^|_|MSI|L|LEVEL_?)1C$|L1C", text):
+            return "L1C"
+    return None
+
+
+def _level_and_count(descriptions: Sequence[str | None], tags: dict[str, str]) -> tuple[str, int, str]:
+    names = [normalize_band_name(d) for d in descriptions]
+    count = len(descriptions)
+    tagged = level_from_tags(tags)
+    if tagged:
+        return tagged, count, "its product-level tag"
+    if names and all(names):
+        return ("L1C" if "B10" in names else "L2A"), count, "its band names"
+    if count == 13:
+        return "L1C", count, "its 13 unnamed bands"
+    if count == 12:
+        return "L2A", count, "its 12 unnamed bands"
+    return "", count, "its bands"
+
+
+def choose_model(frames: Sequence[Any]) -> Choice:
+    """The shipped model for frames (`FrameMeta`s of one stack); InputError when none fits."""
+    levels = set()
+    for meta in frames:
+        level, count, how = _level_and_count(meta.descriptions, meta.tags)
+        levels.add((level, count, how))
+    if len({(lv, c) for lv, c, _ in levels}) > 1:
+        raise InputError(
+            "the frames mix product levels ("
+            + ", ".join(sorted(f"{lv or '?'} {c} bands" for lv, c, _ in levels))
+            + "): give --model"
+        )
+    level, count, how = levels.pop()
+    model = CHOICES.get((level, count))
+    if model is None:
+        raise InputError(
+            f"no shipped model codes {count} bands"
+            + (f" of {level}" if level else "")
+            + " (shipped: 13-band L1C, 12-band L1C without B10, 12-band L2A): give --model "
+            "(see `tec models`)"
+        )
+    return Choice(model, level, f"{level} {count} bands, by {how}")
+
+
+__all__ = ["CHOICES", "Choice", "choose_model", "level_from_tags"]
