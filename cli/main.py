@@ -129,7 +129,9 @@ def info(source: str, as_json: bool) -> None:
         f"model          {d['model']} (quality {d['quality']}, {d['kind']}, weights {d['weights_hash'][:12]})",
         *([f"               {d['model_description']}"] if d.get("model_description") else []),
         f"normalisation  {d['normalization'] or 'custom'}",
-        *([f"coded on       {d['coder_platform']} (TEC-TT streams decode bit-exactly there)"]
+        *([f"coded on       {d['coder_platform']} ("
+           + ("exact entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] == "exact-v1"
+              else "float entropy path: decodes bit-exactly only there)")]
           if d.get("coder_platform") else []),
         f"bytes          {d['bytes']}",
         f"rate           {d['bpppb']:.4f} bits per pixel per band",

@@ -251,10 +251,11 @@ def test_step_by_step_encoding_codes_the_same_streams() -> None:
             tasks, finish = model._context_tasks(state)
             context = finish([task() for task in tasks])
             y = model.analysis(x[t])
-            streams, y_hat, features = coding.encode_frame(model.entropy_model, y, context)
+            coder = model._coder(exact=True)[0]  # what streams are coded with (the state's path)
+            streams, y_hat, features = coding.encode_frame(coder, y, context)
             windows = current_windows(y, 4)
             tiles = [slice(0, 2), slice(2, 4)]
-            slow, tokens, slow_features = coding._encode_steps(model.entropy_model, windows, context, tiles)
+            slow, tokens, slow_features = coding._encode_steps(coder, windows, context, tiles)
             assert slow == streams
             assert torch.equal(merge_windows(tokens, 4, 8, 4), y_hat)
             assert torch.equal(merge_windows(slow_features, 4, 8, 4), features)

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "tests" / "fixtures" / "reference_tt"
 PUBLISHED = ROOT / "fixtures_large" / "tt_published"
 TOL = 1e-4
+EXACT_TOL = 1e-3  # the exact coding path against the reference's float32 (relative ~1e-5 of the features' range)
 FRAMING_BYTES_PER_STREAM = 16
 
 
@@ -116,9 +117,11 @@ def _check_coding(model, data: dict, meta: dict, monkeypatch) -> None:
         latents, _ = model.decode_latent_frames(payloads, h, w, dec)
         x_hat, dec = model.decode_frames(payloads, h, w, dec)
         assert torch.equal(latents["y_hat"][0], data["y_hat"][t])
-        assert float((latents["features"][0] - data["features"][t]).abs().max()) <= TOL
+        # coding runs the exact twin of the entropy model (20-bit mantissas; issue 16): its
+        # features, and through the dequantiser the reconstruction, sit within EXACT_TOL
+        assert float((latents["features"][0] - data["features"][t]).abs().max()) <= EXACT_TOL
         diff = float((x_hat[0] - data["x_hat"][t]).abs().max())
-        assert diff <= TOL, diff
+        assert diff <= EXACT_TOL, diff
         assert sum(ideal) == pytest.approx(meta["bits_forward"][t], rel=0.01)
         assert sum(ideal) < meta["bits_compress"][t]
         framing = 8 * FRAMING_BYTES_PER_STREAM * model.num_streams

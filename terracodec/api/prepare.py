@@ -123,10 +123,10 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
         ), stacklevel=3)
     kind = kind_of(codec)
     coded_on = ""
-    if kind == "temporal":
-        from terracodec.temporal.coding import coder_platform
+    if kind == "temporal":  # streams are coded with the exact entropy path: they decode anywhere
+        from terracodec.temporal.exact_layers import EXACT_PATH
 
-        coded_on = coder_platform()
+        coded_on = EXACT_PATH
     to_hash = getattr(codec, "weights_hash", None)
     multiple = int(codec.multiple)
     header = StreamHeader(

@@ -49,14 +49,11 @@ Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 * The last step, parameters -> table row and integer centre, is exact integer/IEEE arithmetic
   (`LocationScaleGaussianConditional.quantize_parameters`).
 
-Scope: this is bit-exactness on one platform (same CPU kind and BLAS). Float32 GEMMs on another
-CPU family or a GPU sum in another order, so a stream coded there may not decode here (measured:
-AMD EPYC/AVX2 -> Intel Xeon/AVX512 failed; the container records `coder_platform()` and the
-error names it, `terracodec.temporal.model`); making
-the 225 M-parameter transformer exact everywhere needs fixed-point evaluation (as
-`terracodec.layers.fixedpoint` does for the image codecs' small parameter networks; float64
-integer GEMMs, roughly twice the cost). Not done. A model moved to a GPU therefore codes with a
-CPU copy of its entropy model (`TemporalCodec._coder`); only its transforms run on the GPU.
+Scope: streams are coded with the exact twin of the entropy model (`exact_layers.to_exact`,
+chosen by `codec.coder_platform = "exact-v1"`), whose every result is the same bits on every
+machine; the row-locality and one-thread rules above then only matter for streams written
+before it (float32 path, recorded with the platform that coded them:
+`coder_platform()`), which decode bit-exactly only there.
 
 Speed: a decoder step is ~100 small operations on a few rows; it runs as chunks of
 `STEP_WINDOWS` windows on `parallel.run_tasks`' threads, as does everything else.

@@ -41,6 +41,7 @@ from terracodec.models.payload import pack_streams
 from terracodec.parallel import chunks, run_tasks
 from terracodec.registry import register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
+from terracodec.temporal.exact_layers import EXACT_PATH
 from terracodec.temporal.transforms import Dequantizer, PadToken, Transform
 
 PUBLISHED = {
@@ -69,8 +70,9 @@ class TemporalState:
     frames: int = 0
     tiles: int = 0
     latent_size: tuple[int, int] = (0, 0)
-    #: The stream's `codec.coder_platform`, named when a frame fails to decode on another one.
-    coded_on: str = ""
+    #: The stream's `codec.coder_platform`: `EXACT_PATH` (the exact entropy path, portable; the
+    #: default) or, for streams written before it, the platform whose float path coded them.
+    coded_on: str = EXACT_PATH
 
 
 @register_architecture("tec-tt")
@@ -145,25 +147,32 @@ class TemporalCodec(Codec):
             return self.entropy_model.joint_context([self.start_context()])
         return self._start_memory()  # cached (no gradient needed, and the coder is this model)
 
-    def _coder(self) -> tuple[TemporalEntropyModel, Tensor]:
+    def _coder(self, exact: bool = False) -> tuple[TemporalEntropyModel, Tensor]:
         """The entropy model and pad latent that code streams, always on the CPU.
 
-        Why: float GEMMs on a GPU are not row-invariant (the BLAS picks kernels, and with them
-        summation orders, by matrix shape), so table rows computed there by the encoder (16
-        tokens per call) differ from the decoder's (one token per call) and streams fail to
-        decode even on the GPU that wrote them (measured: `benchmarks/gpu.py`). A model moved to
-        a GPU keeps a CPU copy of its entropy model for coding, refreshed when a weight changes;
-        its transforms still run on the GPU. Streams are then those of the CPU path."""
+        `exact`: the exact twin (`terracodec.temporal.exact_layers.to_exact`), which computes the
+        same bits on every machine: what streams are coded with (`codec.coder_platform` =
+        `EXACT_PATH`). Otherwise the float model, for streams written before the exact path
+        (they decode only on the platform that coded them): float GEMMs on a GPU are not even
+        row-invariant, so a model moved to a GPU keeps a CPU copy of it. Copies are refreshed
+        when a weight changes."""
         em, pad = self.entropy_model, self._temporal_pad_token_maker.weight
-        if pad.device.type == "cpu":
+        if pad.device.type == "cpu" and not exact:
             return em, pad
         params = [pad, *em.parameters(), *em.buffers()]
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        cached = getattr(self, "_cpu_coder_cache", None)
+        key = (exact,) + tuple((p.data_ptr(), p._version) for p in params)
+        attr = "_exact_coder_cache" if exact else "_cpu_coder_cache"
+        cached = getattr(self, attr, None)
         if cached is None or cached[0] != key:
             with torch.inference_mode(False), torch.no_grad():  # normal tensors: versions tracked
-                cached = (key, copy.deepcopy(em).cpu().eval(), pad.detach().cpu().clone())
-            self._cpu_coder_cache = cached
+                if exact:
+                    from terracodec.temporal.exact_layers import to_exact
+
+                    coder, pad_copy = to_exact(em), pad.detach().cpu().clone().double()
+                else:
+                    coder, pad_copy = copy.deepcopy(em).cpu().eval(), pad.detach().cpu().clone()
+            cached = (key, coder, pad_copy)
+            setattr(self, attr, cached)
         return cached[1], cached[2]
 
     def _context_tasks(self, state: TemporalState) -> tuple[list[Callable[[], Any]], Callable[[list], Any]]:
@@ -172,9 +181,10 @@ class TemporalCodec(Codec):
         state's pending latent in place (as `memory` does)."""
         from terracodec.temporal.coding import FrameContext, context_tasks
 
-        em, _ = self._coder()
+        exact = _is_exact(state)
+        em, _ = self._coder(exact)
         if state.pending is None and not state.encoded:
-            first = run_tasks([lambda: em.memory_keys_values(self._start_memory())])[0]
+            first = run_tasks([lambda: em.memory_keys_values(self._start_memory(exact))])[0]
             return [], lambda _: FrameContext(first)
         windows = None
         if state.pending is not None:
@@ -198,17 +208,18 @@ class TemporalCodec(Codec):
                  for s in chunks(y_hat.shape[0], 1)]
         return torch.cat(run_tasks(tasks)).float()
 
-    def _start_memory(self) -> Tensor:
+    def _start_memory(self, exact: bool = False) -> Tensor:
         """The first frame's memory depends on the weights only: computed once (one window,
         broadcast) by the coding entropy model, recomputed when a weight changes."""
-        em, pad = self._coder()
-        params = [pad, *em.parameters()]
+        em, pad = self._coder(exact)
+        params = [pad, *em.parameters(), *em.buffers()]
         key = tuple((p.data_ptr(), p._version, p.device) for p in params)
-        cached = getattr(self, "_start_memory_cache", None)
+        attr = "_exact_start_memory_cache" if exact else "_start_memory_cache"
+        cached = getattr(self, attr, None)
         if cached is None or cached[0] != key:
             # one intra-op thread, as every GEMM of the coding path (`terracodec.temporal.coding`)
             cached = (key, run_tasks([lambda: em.joint_context([self._encode_pad(em, pad)])])[0])
-            self._start_memory_cache = cached
+            setattr(self, attr, cached)
         return cached[1]
 
     def advance(self, state: TemporalState, y_hat: Tensor) -> TemporalState:
@@ -262,7 +273,7 @@ class TemporalCodec(Codec):
             return self.analysis(x.to(self.device, torch.float32)).cpu()
 
         results = run_tasks([analysis, *tasks])  # the transform beside the context encoders
-        streams, y_hat, _ = encode_frame(self._coder()[0], results[0], finish(results[1:]))
+        streams, y_hat, _ = encode_frame(self._coder(_is_exact(state))[0], results[0], finish(results[1:]))
         payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
         return payloads, self.advance(state, y_hat)
 
@@ -279,8 +290,9 @@ class TemporalCodec(Codec):
         streams = self._unpack_all(data, height, width)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(state)
-        y_hat, features = decode_frame(self._coder()[0], streams, finish(run_tasks(tasks)), shape)
-        return {"y_hat": y_hat, "features": features}, self.advance(state, y_hat)
+        y_hat, features = decode_frame(self._coder(_is_exact(state))[0], streams, finish(run_tasks(tasks)), shape)
+        y_hat = y_hat.float()  # integers: exact in float32 (the exact path decodes in float64)
+        return {"y_hat": y_hat, "features": features.float()}, self.advance(state, y_hat)
 
     @torch.no_grad()
     def decode_frames(
@@ -316,7 +328,7 @@ class TemporalCodec(Codec):
             )
 
     # ----------------------------------------------------------------- the sequence protocol
-    def start_state(self, coded_on: str = "") -> TemporalState:
+    def start_state(self, coded_on: str = EXACT_PATH) -> TemporalState:
         """A tile's state before its first frame; `coded_on`: the stream's coder platform."""
         return TemporalState(coded_on=coded_on)
 
@@ -346,6 +358,11 @@ class TemporalCodec(Codec):
         return self.dequantize(y_hat.float(), features.float())[0]
 
 
+def _is_exact(state: TemporalState) -> bool:
+    """Whether a stream's entropy parameters come from the exact path (`EXACT_PATH`)."""
+    return state.coded_on == EXACT_PATH
+
+
 @contextmanager
 def _platform_hint(state: TemporalState) -> Iterator[None]:
     """A frame that fails to decode on another platform than the one that coded it most likely
@@ -356,7 +373,7 @@ def _platform_hint(state: TemporalState) -> Iterator[None]:
         from terracodec.temporal.coding import coder_platform
 
         here = coder_platform()
-        if not state.coded_on or state.coded_on == here:
+        if not state.coded_on or state.coded_on == here or _is_exact(state):
             raise
         raise CorruptStreamError(
             f"{exc}. This TEC-TT stream was coded on '{state.coded_on}', this machine is "

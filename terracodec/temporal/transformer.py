@@ -147,10 +147,11 @@ class MLP(nn.Module):
         super().__init__()
         self.fc1 = _trunc_normal_(nn.Linear(d_model, hidden))
         self.fc2 = _trunc_normal_(nn.Linear(hidden, d_model))
+        self.act = nn.GELU()  # a module (no state): the exact twin swaps it (`exact_layers`)
         self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.gelu(self.fc1(x))
+        x = self.act(self.fc1(x))
         if self.training and self.dropout:
             x = F.dropout(x, self.dropout)
         x = self.fc2(x)

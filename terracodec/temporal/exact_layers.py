@@ -1,0 +1,152 @@
+"""TEC-TT's entropy model in exact arithmetic: the same network, evaluated so that every machine
+computes the same bits (`exact_math`), which makes TEC-TT streams portable.
+
+`to_exact(entropy_model)` returns a copy whose layers are swapped for exact twins; everything
+around them (windows, KV cache, one-pass encoder, decoder steps, heads) is the float model's
+own code, run in float64:
+
+    Linear      x -> row mantissas (20 bits) @ weight mantissas (20 bits, per output channel)
+                   -> * 2^e * channel scale + bias    (|partial sums| < 2^53 for <= 8192 inputs)
+    LayerNorm   row mantissas (14 bits) -> int64 sum and sum of squares (< 2^61) -> IEEE sqrt
+    GELU        det_erf (basic operations only)
+    attention   q, k mantissas (22 bits): integer scores (< 2^51) -> det_exp -> integer weights
+                P (19 bits) ; values aligned to the largest exponent of the keys less 7 (25
+                bits) -> P @ V (< 2^51) -> / sum P
+
+Nothing depends on which rows share a call, so batches, window chunks, tile splits and thread
+counts cannot change a result; the conversion (weight mantissas and scales) is exact arithmetic
+on the float weights, so the same checkpoint gives the same exact model everywhere. Cost: float64
+GEMMs (about twice float32's) and the quantisation steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from terracodec.temporal.exact_math import det_exp, det_gelu, pow2, row_quantise
+from terracodec.temporal.transformer import WindowAttention
+
+#: Version of the exact path: streams record it (`codec.coder_platform`).
+EXACT_PATH = "exact-v1"
+LINEAR_BITS, WEIGHT_BITS = 20, 20
+NORM_BITS = 14
+SCORE_BITS, PROB_BITS, VALUE_BITS, VALUE_SPREAD = 22, 19, 18, 7
+
+
+class ExactLinear(nn.Module):
+    """`nn.Linear` on integer mantissas (see the module docstring)."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().to(torch.float64)
+        amax = w.abs().amax(dim=1, keepdim=True)
+        scale = torch.where(amax > 0, amax / float(2**WEIGHT_BITS), torch.ones_like(amax))
+        self.register_buffer("weight_t", torch.round(w / scale).t().contiguous())
+        self.register_buffer("scale", scale.reshape(-1))
+        bias = linear.bias.detach() if linear.bias is not None else torch.zeros(w.shape[0])
+        self.register_buffer("bias", bias.to(torch.float64))
+        if w.shape[1] * 2.0 ** (LINEAR_BITS + WEIGHT_BITS) >= 2.0**53:
+            raise ValueError(f"an exact Linear takes at most {2 ** (53 - LINEAR_BITS - WEIGHT_BITS)} inputs")
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        m, e = row_quantise(x.reshape(-1, shape[-1]), LINEAR_BITS)
+        acc = torch.matmul(m, self.weight_t)  # integer-valued: exact in any order
+        y = (acc * pow2(e)) * self.scale
+        return (y + self.bias).reshape(*shape[:-1], -1)
+
+
+class ExactLayerNorm(nn.Module):
+    """`nn.LayerNorm` with integer statistics."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        (d,) = norm.normalized_shape
+        if d > 1024:
+            raise ValueError("an exact LayerNorm takes at most 1024 features")
+        self.d, self.eps = d, float(norm.eps)
+        self.register_buffer("weight", norm.weight.detach().to(torch.float64))
+        self.register_buffer("bias", norm.bias.detach().to(torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        m, e = row_quantise(x, NORM_BITS)
+        mi = m.to(torch.int64)
+        deviation = self.d * mi - mi.sum(dim=-1, keepdim=True)  # d * (m - mean), exact
+        variance = (deviation * deviation).sum(dim=-1, keepdim=True)  # d^3 * var, exact
+        eps = (self.eps * float(self.d) ** 3) * pow2(-2 * e)  # eps in mantissa units, * d^3
+        den = torch.sqrt(variance.to(torch.float64) + eps)
+        normed = (deviation.to(torch.float64) * math.sqrt(self.d)) / den
+        return normed * self.weight + self.bias
+
+
+class ExactGELU(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return det_gelu(x)
+
+
+def _aligned_values(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Value mantissas on one exponent per (window, head): (integers [.., L, dh], 2^E_lo)."""
+    mv, ev = row_quantise(values, VALUE_BITS)  # ev [.., L, 1]
+    lo = ev.amax(dim=-2, keepdim=True) - VALUE_SPREAD  # [.., 1, 1]
+    return torch.round(mv * pow2(ev - lo)), pow2(lo)
+
+
+class ExactWindowAttention(WindowAttention):
+    """`WindowAttention` whose attention is exact (its projections are `ExactLinear`s)."""
+
+    def attend_token(self, q: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+        return self._exact(q, keys, values, None)
+
+    def attend(self, q: Tensor, keys: Tensor, values: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        b, n, d = q.shape
+        out = self._exact(self.heads(q) * self.scale, keys, values, mask)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+    @staticmethod
+    def _exact(q: Tensor, keys: Tensor, values: Tensor, mask: Optional[Tensor]) -> Tensor:
+        mq, eq = row_quantise(q, SCORE_BITS)
+        mk, ek = row_quantise(keys, SCORE_BITS)
+        scores = torch.matmul(mq, mk.transpose(-2, -1)) * pow2(eq + ek.transpose(-2, -1))
+        if mask is not None:
+            scores = scores.masked_fill(mask, -math.inf)
+        top = scores.amax(dim=-1, keepdim=True)
+        weights = torch.round(det_exp(scores - top) * float(2**PROB_BITS))
+        if mask is not None:
+            weights = weights.masked_fill(mask, 0.0)
+        mv, unit = _aligned_values(values)
+        total = weights.sum(dim=-1, keepdim=True)  # integers: exact
+        return (torch.matmul(weights, mv) / total) * unit
+
+
+def to_exact(model: nn.Module) -> nn.Module:
+    """An exact twin of a TEC-TT entropy model (a deep copy; the model is left as it is)."""
+    with torch.inference_mode(False), torch.no_grad():
+        twin = copy.deepcopy(model).cpu().eval()
+        _swap(twin)
+        twin.double()
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    twin.exact_path = EXACT_PATH
+    return twin
+
+
+def _swap(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear):
+            setattr(module, name, ExactLinear(child))
+        elif isinstance(child, nn.LayerNorm):
+            setattr(module, name, ExactLayerNorm(child))
+        elif isinstance(child, nn.GELU):
+            setattr(module, name, ExactGELU())
+        else:
+            if type(child) is WindowAttention:
+                child.__class__ = ExactWindowAttention  # same state, exact attention
+            _swap(child)
+
+
+__all__ = ["EXACT_PATH", "ExactGELU", "ExactLayerNorm", "ExactLinear", "ExactWindowAttention", "to_exact"]
