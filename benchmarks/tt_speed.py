@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -44,6 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REFVENV = ROOT / ".refvenv" / "bin" / "python"
 SCRIPT = ROOT / "tests" / "fixtures" / "make_tt_fixtures.py"
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _psnr10k(x_hat, dn) -> float:
+    """PSNR (peak 10000 DN) of a normalised reconstruction against the original DN."""
+    from terracodec.normalization import Normalization
+
+    decoded = Normalization.ssl4eo_l2a().denormalize(x_hat.to(torch.float64))
+    mse = float(((decoded - dn.to(torch.float64)) ** 2).mean())
+    return 10.0 * math.log10(1e8 / mse)
 
 
 def run_reference(out: Path, frames: int, size: int, threads: int | None) -> None:
@@ -104,7 +114,7 @@ def main() -> None:
         model.decode_frames(warm, 64, 64)
 
     enc_state, dec_state = TemporalState(), TemporalState()
-    enc_times, dec_times, bits, diffs, latents_equal = [], [], [], [], []
+    enc_times, dec_times, bits, diffs, latents_equal, psnr = [], [], [], [], [], []
     for t in range(args.frames):
         t0 = time.perf_counter()
         payloads, enc_state = model.encode_frames(x[t : t + 1], enc_state)
@@ -116,6 +126,7 @@ def main() -> None:
         dec_times.append(time.perf_counter() - t0)
         bits.append(len(payloads[0]) * 8)
         diffs.append(float((x_hat[0] - data["x_hat"][t]).abs().max()))
+        psnr.append((_psnr10k(x_hat[0], data["dn"][t]), _psnr10k(data["x_hat"][t], data["dn"][t])))
         latents_equal.append(bool(torch.equal(latents["y_hat"][0], data["y_hat"][t])))
         print(f"frame {t}: encode {enc_times[-1]:.2f} s, decode {dec_times[-1]:.2f} s, "
               f"{bits[-1]} bits (reference {meta['bits_compress'][t]}), max |x_hat diff| {diffs[-1]:.2e}",
@@ -141,6 +152,9 @@ def main() -> None:
         "bits_ours": bits, "bits_reference": meta["bits_compress"],
         "bits_reference_forward_estimate": meta["bits_forward"],
         "max_abs_x_hat_diff": diffs, "latents_equal": latents_equal,
+        "psnr10k_ours_reference": psnr,
+        "bits_ratio_max": max(b / r for b, r in zip(bits, meta["bits_compress"])),
+        "psnr10k_gap_max_db": max(abs(a - b) for a, b in psnr),
         "model_load_seconds": t_load, "first_frame_memory_seconds": t_start_memory,
         "reference_table_seconds": ref["tables"],
     }
@@ -155,12 +169,12 @@ def main() -> None:
         f"load average {result['machine']['load_average_before_after']} (before, after). "
         "`python benchmarks/tt_speed.py" + "".join(" " + a for a in sys.argv[1:]) + "`",
         "",
-        "| frame | ours encode s | ours decode s | ours bits | reference bits | max abs x_hat diff | same latents |",
-        "|---|---|---|---|---|---|---|",
+        "| frame | ours encode s | ours decode s | ours bits | reference bits | max abs x_hat diff | same latents | PSNR-10k ours / reference |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t in range(args.frames):
         lines.append(f"| {t} | {enc_times[t]:.2f} | {dec_times[t]:.2f} | {bits[t]} | {meta['bits_compress'][t]} "
-                     f"| {diffs[t]:.1e} | {latents_equal[t]} |")
+                     f"| {diffs[t]:.1e} | {latents_equal[t]} | {psnr[t][0]:.3f} / {psnr[t][1]:.3f} |")
     lines += [
         "",
         f"Reference per frame (total / frames): encode {ref['compress'] / args.frames:.1f} s, "
@@ -183,7 +197,7 @@ def main() -> None:
         later = (f" later_frames_encode_speedup={min(result['later_frames_encode_speedup']):.2f}"
                  f" later_frames_decode_speedup={min(result['later_frames_decode_speedup']):.2f}")
     print(f"summary: encode_speedup={result['encode_speedup']:.2f} decode_speedup={result['decode_speedup']:.2f}"
-          + later)
+          + later + f" bits_ratio_max={result['bits_ratio_max']:.4f} psnr10k_gap_max_db={result['psnr10k_gap_max_db']:.4f}")
 
 
 if __name__ == "__main__":
