@@ -28,7 +28,7 @@ caller's grad and inference mode.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
@@ -140,12 +140,18 @@ def run_tasks(tasks: Sequence[Callable[[], T]], workers: Optional[int] = None,
             return [run(task) for task in tasks]
         futures = [_pool(depth, workers).submit(run, task) for task in tasks]
         try:
-            wait(futures)
+            wait(futures, return_when=FIRST_EXCEPTION)
         except BaseException:  # Ctrl-C or a signal in the caller: stop what has not started
             for f in futures:
                 f.cancel()
             wait(futures)  # running tasks end before the caller frees what they share
             raise
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if failed:  # a task failed (a corrupt tile): what has not started never will
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise failed[0].exception()
         return [f.result() for f in futures]
     finally:
         torch.set_num_threads(old)  # restores the process-wide default that tasks changed

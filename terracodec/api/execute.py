@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from terracodec.api.plan import Unit, float_threads_of, frame_normalizers
-from terracodec.api.units import decode_unit, encode_unit
+from terracodec.api.units import check_patches, decode_unit, encode_unit
 from terracodec.api.workers import ModelSpec
 from terracodec.container import ContainerReader, TileRecord
 from terracodec.header import StreamHeader
@@ -93,6 +93,7 @@ def decode_units(units: list[Unit], reader: ContainerReader, stream: Any, header
                  wanted: dict[int, int], want: str, emit: Callable[[int, Any, Any], None],
                  executor: Any = None, model: ModelSpec | None = None) -> None:
     """Decode every unit; `emit(k, tile, result)` for each wanted frame (under a lock)."""
+    check_patches(units, reader.read_tile, header, codec)
     if executor is not None:
         job = DecodeJob(stream, model or ModelSpec.of(codec), wanted, want)
         for results in _on_executor(executor, job, units):

@@ -10,6 +10,7 @@ import numpy as np
 
 from terracodec.api.plan import Unit, frame_normalizers
 from terracodec.container import TileRecord
+from terracodec.exact import decode_patch
 from terracodec.header import StreamHeader
 from terracodec.tilecode import decode_tile, decode_tile_latents, encode_tile
 
@@ -57,10 +58,24 @@ def decode_unit(unit: Unit, read: Callable[[int, int], TileRecord], header: Stre
             emit(wanted[fi], t, result)
 
 
+def check_patches(units: list[Unit], read: Callable[[int, int], TileRecord], header: StreamHeader,
+                  codec: Any) -> None:
+    """Inflate every exact-pixel patch of units that hold several frames before any is decoded:
+    a forged patch of a later frame is refused at once, not after the model work of the frames
+    before it (each patch inflates to at most its tile's size; reading the records twice is
+    cheap beside a temporal model)."""
+    dtype = np.dtype(header.grid.dtype)
+    for unit in units:
+        if len(unit.frames) > 1:
+            t = unit.tile
+            for fi in unit.frames:
+                decode_patch(read(fi, t.index).patch, (int(codec.bands), t.height, t.width), dtype)
+
+
 def _start(codec: Any, header: StreamHeader) -> Any:
     """The codec's state before a unit's first frame; a temporal one learns where the stream was
     coded (named when a frame fails to decode elsewhere)."""
     return codec.start_state(coded_on=header.codec.coder_platform)
 
 
-__all__ = ["Emit", "decode_unit", "encode_unit"]
+__all__ = ["Emit", "check_patches", "decode_unit", "encode_unit"]
