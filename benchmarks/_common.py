@@ -14,6 +14,8 @@ from terracodec.testing import import_compressai as _import_compressai
 
 #: The project's real rasters (see its MANIFEST.md), beside the checkout.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Where benchmarks write their results.
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def import_compressai() -> ModuleType:
@@ -22,6 +24,15 @@ def import_compressai() -> ModuleType:
         return _import_compressai()
     except ImportError as exc:
         raise SystemExit("this benchmark compares against CompressAI: pip install -e '.[dev]'") from exc
+
+
+def write_report(stem: str, lines: list[str], summary: str) -> None:
+    """`benchmarks/results/<stem>.md` (the lines, then the summary line), printed likewise: the
+    summary is always the last line a benchmark prints."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.md").write_text("\n".join([*lines, summary, ""]))
+    print("\n".join(lines))
+    print(summary)
 
 
 def cpu_name() -> str:

@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import RESULTS, write_report
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "data" / "oscd_s2_l1c"
 MIRROR = ROOT / "tests" / "data" / "shared" / "oscd_s2_l1c"
 
@@ -151,10 +152,8 @@ def main() -> None:
         f"Sentinel-2 tile ({big_size / 1e6:.1f} MB, 484 tiles); on the {len(outs1)} small outputs above "
         f"{mb_s_small:.0f} MB/s = {result['verify_small_files_per_s']:.0f} files/s (per-file cost dominates).", "",
     ]
-    (RESULTS / "archive.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"summary: mpix_per_s_1={result['mpix_per_s_1']:.3f} mpix_per_s_2={result['mpix_per_s_2']:.3f} "
-          f"verify_mb_per_s={mb_s:.0f}")
+    write_report("archive", lines, f"summary: mpix_per_s_1={result['mpix_per_s_1']:.3f} "
+                 f"mpix_per_s_2={result['mpix_per_s_2']:.3f} verify_mb_per_s={mb_s:.0f}")
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from _common import write_report
 
 import terracodec
 import terracodec.temporal.model as temporal_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = sorted((ROOT / "terracodec" / "data" / "sample").glob("S2L1C_*.tif"))
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def code() -> tuple[list[int], list[float]]:
@@ -52,11 +52,7 @@ def main() -> None:
              "| frame | exact bytes | float bytes | exact PSNR-10k | float PSNR-10k |", "|---|---|---|---|---|"]
     lines += [f"| {f.name} | {a} | {b} | {c:.3f} | {d:.3f} |"
               for f, a, b, c, d in zip(FRAMES, exact_bytes, float_bytes, exact_psnr, float_psnr)]
-    summary = f"summary: rate_change_pct={rate:.3f} psnr10k_change_db={dpsnr:.4f}"
-    lines += ["", summary, ""]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tt_exact_rate.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_report("tt_exact_rate", lines + [""], f"summary: rate_change_pct={rate:.3f} psnr10k_change_db={dpsnr:.4f}")
 
 
 if __name__ == "__main__":

@@ -25,15 +25,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import RESULTS, write_report
+
+from terracodec.testing import CPU_KERNEL_ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures_large" / "tt_published"
-RESULTS = ROOT / "benchmarks" / "results"
-ENVIRONMENTS = {
-    "native": {},
-    "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
-    "avx2-one-thread": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-}
+ENVIRONMENTS = {"native": {}, **CPU_KERNEL_ENVIRONMENTS}
 
 
 def load_model(weights: str):
@@ -125,10 +123,9 @@ def main() -> None:
              "| decoded under | seconds | same latents and features as native |", "|---|---|---|"]
     lines += [f"| {n} | {times[n]:.1f} | {n in same} |" for n in ENVIRONMENTS]
     lines += ["", f"Encoded under the scalar kernels: the same bytes as native: {identical_encode}.", ""]
-    (RESULTS / "tt_portability.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    print(f"summary: identical_decodes={len(same)}/{len(ENVIRONMENTS)} identical_encode={identical_encode} "
-          f"encode_s={encode_s:.1f} decode_s={times['native']:.1f}")
+    write_report("tt_portability", lines,
+                 f"summary: identical_decodes={len(same)}/{len(ENVIRONMENTS)} identical_encode={identical_encode} "
+                 f"encode_s={encode_s:.1f} decode_s={times['native']:.1f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Commands import what they need when they run: `tec --help` and `tec info` never 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 

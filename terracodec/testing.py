@@ -15,6 +15,14 @@ import types
 from types import ModuleType
 from typing import Any
 
+#: Environments in which torch uses other CPU kernels (other summation orders), as another CPU
+#: would: portable streams must decode identically under each (`tests/test_exact_tt.py`,
+#: `benchmarks/tt_portability.py`).
+CPU_KERNEL_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+    "avx2-one-thread": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+}
+
 
 def import_compressai() -> ModuleType:
     """Import CompressAI; ImportError when it is not installed (it is not a core dependency)."""

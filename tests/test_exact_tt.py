@@ -22,15 +22,13 @@ import torch
 
 import terracodec
 from terracodec.temporal.exact_layers import EXACT_PATH, ExactLinear, to_exact
+from terracodec.testing import CPU_KERNEL_ENVIRONMENTS
 from terracodec.temporal.exact_math import det_erf, det_exp, det_gelu, pow2, row_quantise
 
 SAMPLE = Path(terracodec.__file__).resolve().parent / "data" / "sample"
 FRAMES = [SAMPLE / f"S2L1C_{d}.tif" for d in ("20150711", "20150731", "20150820")]
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy" / "tt_small_float_2frames.tec"
-ENVIRONMENTS = {
-    "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
-    "avx2-one-thread": {"ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-}
+ENVIRONMENTS = CPU_KERNEL_ENVIRONMENTS
 
 
 def test_exact_functions_are_accurate():

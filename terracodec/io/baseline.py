@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from terracodec.bands import normalize_band_name
-from terracodec.io.meta import FrameMeta, Grid
+from terracodec.io.meta import FrameMeta, Grid, tag_key
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,19 @@ def parse_baseline(value: Any) -> float | None:
     return int(major) + int(minor.ljust(2, "0")) / 100.0
 
 
-def _key(name: str) -> str:
-    """Tag names as one spelling: "s2:processing_baseline" -> "S2_PROCESSING_BASELINE"."""
-    return re.sub(r"[^A-Z0-9]+", "_", name.upper())
-
-
 def offset_from_tags(meta: FrameMeta) -> bool | None:
     """What the frame's tags say: a processing baseline, or the ADD_OFFSET values; else None."""
     all_tags = [meta.tags, *meta.band_tags]
     for tags in all_tags:
         for name, value in tags.items():
-            if _key(name).endswith("PROCESSING_BASELINE"):
+            if tag_key(name).endswith("PROCESSING_BASELINE"):
                 baseline = parse_baseline(value)
                 if baseline is not None:
                     return baseline >= OFFSET_BASELINE
     offsets = []
     for tags in all_tags:
         for name, value in tags.items():
-            key = _key(name)
+            key = tag_key(name)
             if "BOA_ADD_OFFSET" in key or "RADIO_ADD_OFFSET" in key:
                 try:
                     offsets.append(float(value))

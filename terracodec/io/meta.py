@@ -52,6 +52,12 @@ class FrameMeta:
     timestamp: str | None = None
 
 
+def tag_key(name: str) -> str:
+    """Tag names (and level values) as one spelling: "s2:processing_baseline" ->
+    "S2_PROCESSING_BASELINE"."""
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper())
+
+
 def parse_timestamp(tags: dict[str, str]) -> str | None:
     """ISO 8601 acquisition date from a file's tags (YYYYMMDD becomes YYYY-MM-DD), if any."""
     for key in _TIME_TAGS:
@@ -63,4 +69,4 @@ def parse_timestamp(tags: dict[str, str]) -> str | None:
     return None
 
 
-__all__ = ["FrameMeta", "Grid", "parse_timestamp"]
+__all__ = ["FrameMeta", "Grid", "parse_timestamp", "tag_key"]

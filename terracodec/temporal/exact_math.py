@@ -108,9 +108,4 @@ def table_gelu(x: Tensor) -> Tensor:
     return torch.where(x >= GELU_RANGE, x, out)
 
 
-def py_exp(x: float) -> float:
-    """`det_exp` on one Python float (the same operations): for tables and thresholds."""
-    return float(det_exp(torch.tensor([x], dtype=torch.float64))[0])
-
-
-__all__ = ["det_erf", "det_exp", "det_gelu", "pow2", "py_exp", "row_quantise", "table_gelu"]
+__all__ = ["det_erf", "det_exp", "det_gelu", "pow2", "row_quantise", "table_gelu"]

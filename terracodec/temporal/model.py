@@ -160,7 +160,7 @@ class TemporalCodec(Codec):
         if pad.device.type == "cpu" and not exact:
             return em, pad
         params = [pad, *em.parameters(), *em.buffers()]
-        key = (exact,) + tuple((p.data_ptr(), p._version) for p in params)
+        key = tuple((p.data_ptr(), p._version) for p in params)
         attr = "_exact_coder_cache" if exact else "_cpu_coder_cache"
         cached = getattr(self, attr, None)
         if cached is None or cached[0] != key:

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from terracodec.bands import normalize_band_name
 from terracodec.errors import InputError
+from terracodec.io.meta import tag_key
 
 #: (level, band count) -> shipped model. Revisit when better weights ship (issues 15, 17).
 CHOICES: dict[tuple[str, int], str] = {
@@ -45,7 +46,7 @@ class Choice:
 
 
 def _key(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+    return tag_key(name).strip("_")
 
 
 def level_from_tags(tags: dict[str, str]) -> str | None:
