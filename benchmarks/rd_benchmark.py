@@ -10,6 +10,9 @@ Regenerates `benchmarks/RESULTS.md` and, per data set, `benchmarks/results/rd/<s
 * `oscd13`: the 10 OSCD test cities, both dates as a 2-frame series, 13 L1C bands (20/60 m bands
   resampled to 10 m, bilinear); `oscd12`: the same without B10 (the 12-band set of issue 3);
 * `terramind_l1c` / `terramind_l2a`: the 5 TerraMesh samples (224 x 224), 13 / 12 bands;
+* held-out Level-2A sets (`_sets.py`): `terramind_l2a_heldout` (2 TerraMesh scenes),
+  `bigearthnet_l2a` (6 patches), `worldcereal_l2a_heldout` (one site's clear dates, 10 bands),
+  `iota2_l2a` (4 Theia stacks, 10 bands);
 * `sen1floods11`: the Sen1Floods11 S2 chip (13 bands, L1C order);
 * `eolearn_series`: the 5-date eo-learn L1C series (101 x 100, reflectance x 10000, date order),
   where the video codecs code time.
@@ -24,10 +27,12 @@ subset of the codecs, so that the whole run stays near 10-15 minutes on 2 CPU co
 lifts both limits. BD-rates are against JPEG2000 (OpenJPEG) on PSNR-10k. The run ends with the
 CPU speed section of issue 3 (`scene_speed.py`: `tec-fp-s2l2a` and `tec-elic-s2l2a` against
 OpenJPEG at matched PSNR on a 1024 x 1024 x 12 scene, in the same run; `--no-speed` skips it). The last printed line
-is `summary: bd_rate_elic=<x> bd_rate_fp=<x>`: BD-rate (%) against JPEG2000 on OSCD, PSNR-10k,
-of the trained 12-band TEC-FP (`tec-fp-s2l2a`, all its qualities) on `oscd12` (else the first
-trained TEC-FP on `oscd12` / `oscd13`) and of a trained TEC-ELIC likewise; `nan` while no such
-model is registered.
+is `summary: bd_rate_elic=<x> bd_rate_fp=<x> worst_l2a_bd_rate_elic=<x> worst_l2a_bd_rate_fp=<x>`:
+BD-rate (%) against JPEG2000 on OSCD, PSNR-10k, of the trained 12-band TEC-FP (`tec-fp-s2l2a`,
+all its qualities) on `oscd12` (else the first trained TEC-FP on `oscd12` / `oscd13`) and of a
+trained TEC-ELIC likewise, then the worst BD-rate of `tec-elic-s2l2a` / `tec-fp-s2l2a` over the
+held-out L2A sets; `nan` while no such model is registered (or a held-out set did not run).
+RESULTS.md carries the generalisation table: every trained image model on every set.
 """
 
 from __future__ import annotations
@@ -49,60 +54,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_DIR = ROOT / "benchmarks" / "results" / "rd"
 ANCHOR = "jpeg2000"
-ALL = "all"
-STILL = ["jpeg2000", "htj2k", "jpegxl", "avif"]
 #: the model and set behind `bd_rate_fp` (issue 3: the trained 12-band TEC-FP on OSCD)
 FP_MODEL, FP_SET = "tec-fp-s2l2a", "oscd12"
 #: the 12-band models timed on the 1024 x 1024 x 12 scene (those trained and present)
 SPEED_MODELS = (FP_MODEL, "tec-elic-s2l2a")
 
 sys.path.insert(0, str(ROOT))
-from _common import SHARED_DATA, cpu_name, eolearn_series, oscd_test_series  # noqa: E402  (this folder is on sys.path)
-from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS  # noqa: E402
-
-L1C, L2A = list(S2_L1C_BANDS), list(S2_L2A_BANDS)
-
-
-def _folder(sub: str, bands: list[str], crop: int | None) -> list[Any]:
-    from terracodec.bench import load_inputs
-
-    return load_inputs([SHARED_DATA / sub], bands=bands, crop=crop)
-
-
-SETS: dict[str, dict[str, Any]] = {
-    "oscd13": {
-        "title": "OSCD test cities (10), both dates as 2-frame series, 13 bands L1C",
-        "load": lambda crop: oscd_test_series(L1C, crop), "codecs": ALL, "series": True,
-    },
-    "oscd12": {
-        "title": "OSCD test cities (10), both dates, 12 bands (L1C without B10)",
-        "load": lambda crop: oscd_test_series(L2A, crop), "codecs": ["jpeg2000", "htj2k"], "series": True,
-    },
-    "terramind_l1c": {
-        "title": "TerraMesh examples (5 x 224^2), S2 L1C, 13 bands",
-        "load": lambda crop: _folder("terramind_examples/S2L1C", L1C, crop), "codecs": STILL,
-    },
-    "terramind_l2a": {
-        "title": "TerraMesh examples (5 x 224^2), S2 L2A, 12 bands",
-        "load": lambda crop: _folder("terramind_examples/S2L2A", L2A, crop), "codecs": STILL,
-    },
-    "sen1floods11": {
-        "title": "Sen1Floods11 S2 chip (Spain), L1C, 13 bands",
-        "load": lambda crop: _folder_file("sen1floods11_sample/Spain_7370579_S2Hand.tif", crop),
-        "codecs": STILL,
-    },
-    "eolearn_series": {
-        "title": "eo-learn reference scenes: 5-date L1C series (101 x 100), 13 bands",
-        "load": lambda crop: eolearn_series(L1C, crop), "codecs": ["jpeg2000", "hevc", "av1"], "series": True,
-    },
-}
-
-
-def _folder_file(rel: str, crop: int | None) -> list[Any]:
-    from terracodec.bench import load_inputs
-
-    # The file has no band descriptions; MANIFEST.md documents the L1C order.
-    return load_inputs([SHARED_DATA / rel], bands=L1C, crop=crop)
+from _common import SHARED_DATA, cpu_name  # noqa: E402  (this folder is on sys.path)
+from _rd_sections import codec_section, method_section  # noqa: E402
+from _sets import ALL, HELD_OUT_L2A, SETS  # noqa: E402
 
 
 def _environment() -> dict[str, Any]:
@@ -138,7 +98,7 @@ def run_set(key: str, spec: dict[str, Any], args: argparse.Namespace) -> dict[st
 
     start = time.perf_counter()
     samples = spec["load"](None if args.full else args.crop)
-    codecs, unavailable = make_codecs(None, threads=args.threads, device=args.device)
+    codecs, unavailable = make_codecs(None, threads=args.threads, device=args.device, weights=args.weights)
     if not args.full:
         wanted = (list(CLASSICAL) if spec["codecs"] == ALL else spec["codecs"]) + \
             default_models(spec.get("series", False))
@@ -182,6 +142,44 @@ def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: The shipped 12-band models whose worst held-out L2A BD-rate the summary reports.
+L2A_MODELS = {"elic": "tec-elic-s2l2a", "fp": "tec-fp-s2l2a"}
+
+
+def generalisation(results: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """({model: {set: BD-rate PSNR-10k vs JPEG2000}} for every trained image model,
+    {"elic"/"fp": worst over the held-out L2A sets, "<key>_set": where}) (nan: not run)."""
+    table: dict[str, dict[str, float]] = {}
+    for key, res in results.items():
+        for row in res["bd"]:
+            info = res["codecs"].get(row["codec"], {}).get("settings", {})
+            if info.get("kind") == "image" and info.get("trained") and row["codec"] != ANCHOR:
+                table.setdefault(row["codec"], {})[key] = row["bd_rate_psnr10k"]
+    worst: dict[str, Any] = {}
+    for short, name in L2A_MODELS.items():
+        values = [(v, k) for k, v in table.get(name, {}).items()
+                  if k in HELD_OUT_L2A and isinstance(v, float) and math.isfinite(v)]
+        missing = [k for k in HELD_OUT_L2A if k in results and table.get(name, {}).get(k) is None]
+        if values and not missing:
+            worst[short], worst[f"{short}_set"] = max(values)
+        else:
+            worst[short], worst[f"{short}_set"] = math.nan, None
+    return table, worst
+
+
+def _generalisation_section(table: dict[str, dict[str, float]], sets: list[str]) -> list[str]:
+    lines = ["## Generalisation: BD-rate against JPEG2000 on every set (PSNR-10k, %)", "",
+             "Negative = fewer bits than JPEG2000 at equal PSNR. Held-out sets (marked *) were never "
+             "trained on; `terramind_l2a` mixes three training scenes with the two held-out ones.", "",
+             "| model | " + " | ".join(f"{k}{'*' if SETS[k].get('held_out') else ''}" for k in sets) + " |",
+             "|---|" + "---:|" * len(sets)]
+    for model, row in table.items():
+        cells = [f"{row[k]:+.1f}" if isinstance(row.get(k), float) and math.isfinite(row[k]) else "-"
+                 for k in sets]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _fmt(v: float) -> str:
     return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -196,7 +194,8 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
         (f" --crop {args.crop}" if not args.full and args.crop != 256 else "") + \
         (" --no-speed" if args.no_speed else "") + \
         (f" --sets {args.sets}" if args.sets != ",".join(SETS) else "") + \
-        (f" --codecs {','.join(args.codecs)}" if args.codecs else "")
+        (f" --codecs {','.join(args.codecs)}" if args.codecs else "") + \
+        "".join(f" --weights {m}={w[None]}" for m, w in args.weights.items())
     lines = [
         "# Rate-distortion and speed: terracodec against classical codecs",
         "",
@@ -221,8 +220,10 @@ def write_markdown(results: dict[str, dict[str, Any]], env: dict[str, Any], args
                   f" {sp['threads']} threads, at matched PSNR-10k): `{sp['model']}` encodes at"
                   f" {sp['enc_ratio']:.2f}x and decodes at {sp['dec_ratio']:.2f}x OpenJPEG's speed"
                   " (geometric mean over its qualities; details below).", ""]
-    lines += _method_section(METHOD, args)
-    lines += _codec_section(results, CLASSICAL, unavailable_codecs())
+    table, _ = generalisation(results)
+    lines += _generalisation_section(table, list(results))
+    lines += method_section(METHOD)
+    lines += codec_section(results, CLASSICAL, unavailable_codecs())
     if speed:
         import scene_speed
 
@@ -277,84 +278,6 @@ def _ranking(res: dict[str, Any]) -> str:
     return f"By BD-rate on PSNR-10k (best first): {order}; {ANCHOR} is 0 % by definition."
 
 
-def _method_section(memory_method: str, args: argparse.Namespace) -> list[str]:
-    return [
-        "## Method",
-        "",
-        "* **Rate**: bits per pixel per band (bpppb) = total bytes x 8 / (T x C x H x W) over the whole"
-        " set, counting every byte a decoder needs (the `.tec` container for terracodec models, our"
-        " small frame of shape, per-band value ranges and part lengths for codecs that need several"
-        " library streams); *payload bpppb* counts only the codecs' own streams.",
-        "* **PSNR-10k / PSNR-65k**: 10 log10(peak^2 / MSE) on raw DN (no offset removal, no"
-        " clipping), peak 10000 and 65535; per frame (one date, all bands), averaged over frames."
-        " Per-band PSNR-10k is in points.csv.",
-        "* **MS-SSIM**: 5 scales, 11x11 Gaussian window (sigma 1.5), weights (0.0448, 0.2856, 0.3001,"
-        " 0.2363, 0.1333), K1 = 0.01, K2 = 0.03, data range **10000 DN**, each band as a grey image,"
-        " averaged over bands; images below 161 px a side use fewer scales (renormalised weights)."
-        " Matches pytorch-msssim to 1e-6. Plotted and used for BD-rate as -10 log10(1 - MS-SSIM).",
-        "* **SAM**: mean spectral angle between original and decoded pixel spectra, in **degrees**.",
-        "* **BD-rate / BD-PSNR**: Bjontegaard (VCEG-M33): cubic fit of ln(rate) against PSNR-10k"
-        " (BD-rate) or of PSNR-10k against ln(rate) (BD-PSNR), integrated over the overlapping"
-        " range; curves with fewer than 4 points use a lower degree, 1 point gives `nan`.",
-        "* **Speed**: pixel positions (T x H x W, all bands together) per second of wall time, encode"
-        " and decode timed separately around the codec calls, after an untimed warm-up per quality."
-        f" **Memory**: peak resident memory above the level before each call ({memory_method}), the"
-        " largest over the samples.",
-        "* Inputs are uint16 DN; 20 m / 60 m OSCD bands are resampled to 10 m (bilinear) first."
-        " OSCD is Level-1C (top of atmosphere, B10 cirrus included in `oscd13`).",
-        "",
-    ]
-
-
-def _codec_section(results: dict[str, dict[str, Any]], classical: dict[str, Any],
-                   unavailable: dict[str, str]) -> list[str]:
-    settings: dict[str, dict[str, Any]] = {}
-    for res in results.values():
-        for name, c in res["codecs"].items():
-            settings.setdefault(name, c)
-    lines = ["## Codecs and their exact settings", "", "| codec | settings |", "|---|---|"]
-    for name, c in settings.items():
-        s = ", ".join(f"{k}: {v}" for k, v in c["settings"].items())
-        lines.append(f"| {name} | {s}; sweep {c['qualities']} |")
-    lines += [
-        "",
-        "Notes on multi-band handling (the codecs are built for 1-4 channel pictures):",
-        "",
-        "* **JPEG2000** codes all bands as components of one codestream (no multi-component"
-        " transform, which is defined for 3 components only). The binding exposes OpenJPEG's"
-        " fixed-quality mode, so the sweep sets PSNR targets (against the 16-bit peak), not rates.",
-        "* **JPEG XL**: this imagecodecs build codes extra channels only losslessly (grey + 12"
-        " extra channels came out at 6.2 bpppb at distance 1 on an OSCD scene), so every band is"
-        " its own 16-bit grey codestream.",
-        "* **WebP** is 8-bit only and lossy WebP is always YUV 4:2:0: each band is scaled from its"
-        " [min, max] to 0..255 (PSNR-10k then cannot exceed ~55-60 dB on typical scenes) and two"
-        " bands of every triplet are coded at half resolution; its curve flattens early for that"
-        " reason, not because of its transform.",
-        "* **AVIF** (libaom via libavif) and **HEVC** (x265) take 12 bits and 4:4:4, so triplets"
-        " keep full resolution; per-band [min, max] scaling to 12 bits loses < 0.01 dB.",
-        "* **AV1 video**: PyAV's wheel has SVT-AV1 (4:2:0 only) but not libaom or rav1e, so each"
-        " band is a 10-bit luma-only video.",
-        "* **terracodec models** are coded through `terracodec.api` on arrays, container included,"
-        " at every registered quality (the variable-rate TEC-FP models: one weights file, one gain"
-        " vector per quality). Image models code each date on its own; temporal models (TEC-TT) code"
-        " each date from the previous two. The untrained `tec-fp-tiny` (seeded weights, for testing"
-        " the pipeline) runs only with `--full`: its points say nothing about the method.",
-        "",
-    ]
-    if unavailable:
-        lines.append("Codecs that cannot run here:")
-        lines += [f"* {n}: {why}" for n, why in unavailable.items()]
-    else:
-        lines.append(f"Every classical codec listed ({', '.join(classical)}) runs here.")
-    lines += [
-        "",
-        "Not benchmarked: HEIF/HEIC (imagecodecs built without libheif), JPEG XS (no encoder in"
-        " imagecodecs), libaom-av1 / rav1e video (not in PyAV's FFmpeg build), VVC (no binding).",
-        "",
-    ]
-    return lines
-
-
 def run_speed(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Issue 3's CPU speed comparison (scene_speed.py) for each of `SPEED_MODELS` that is
     trained and here, written beside the RD results (`scene_speed[_<model>].json/.md`)."""
@@ -392,6 +315,9 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true",
                         help="skip the CPU speed section (scene_speed.py: 1024^2 x 12 scene vs OpenJPEG)")
     parser.add_argument("--speed-repeats", type=int, default=2, help="timed runs per speed point (fastest counts)")
+    parser.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH",
+                        help="code MODEL with these weights (.safetensors + .json) instead of its "
+                             "shipped ones, e.g. a candidate from tec train (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write RESULTS.md and results/ under this folder instead (trial runs)")
     args = parser.parse_args()
@@ -399,6 +325,10 @@ def main() -> None:
     args.results_dir = args.out / "results" / "rd" if args.out else RESULTS_DIR
     args.results_dir.mkdir(parents=True, exist_ok=True)
     args.codecs = [c.strip() for c in args.codecs.split(",")] if args.codecs else None
+    try:
+        args.weights = {m: {None: Path(p)} for m, p in (w.split("=", 1) for w in args.weights)}
+    except ValueError:
+        sys.exit("error: --weights takes MODEL=PATH")
     if not SHARED_DATA.is_dir():
         sys.exit(f"error: {SHARED_DATA} is not present")
     import torch
@@ -417,7 +347,10 @@ def main() -> None:
     summ = summary(results)
     write_markdown(results, env, args, seconds, summ, speed)
     print(f"wrote {args.results_md} and {args.results_dir}/ in {seconds:.0f} s")
-    print(f"summary: bd_rate_elic={_fmt(summ['elic'])} bd_rate_fp={_fmt(summ['fp'])}")
+    _, worst = generalisation(results)
+    print(f"worst held-out L2A set: elic {worst['elic_set']}, fp {worst['fp_set']}")
+    print(f"summary: bd_rate_elic={_fmt(summ['elic'])} bd_rate_fp={_fmt(summ['fp'])} "
+          f"worst_l2a_bd_rate_elic={_fmt(worst['elic'])} worst_l2a_bd_rate_fp={_fmt(worst['fp'])}")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,9 @@ def info(source: str, as_json: bool) -> None:
         shift = f"  normalisation means {f['dn_offset']:+g} DN" if f["dn_offset"] else ""
         if f.get("dn_scale", 1) != 1:
             shift += f"  coded as DN = {f['dn_scale']:g} x value"
+        if any(f.get("band_shift") or []):
+            shift += "  centred: band means " + " ".join(
+                f"{n} {v:+g}" for n, v in f["band_shift_by_name"].items()) + " DN"
         lines.append(
             f"  {f['index']:>3}  {f['name']}  {f['timestamp'] or '-'}  {f['bytes']} bytes  "
             f"{f['bpppb']:.4f} bpppb{shift}"

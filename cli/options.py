@@ -88,7 +88,7 @@ _CODING_OPTIONS = [
     click.option("--model", default=None,
                   help="Model name (see `tec models`); default: the model --weights is (a TerraCodec "
                        "v1 .pt is recognised), else the shipped model that fits the input's product "
-                       "level and bands (L1C 13 bands, L1C 12 bands, L2A 12 bands)."),
+                       "level and bands (L1C 13 bands, L1C 12 bands, L2A 6-12 named bands)."),
     click.option("--quality", default=None, help="Quality level (see `tec models`); default: the model's."),
     click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's."),
     click.option("--tile-size", default=DEFAULT_TILE_SIZE, show_default=True,

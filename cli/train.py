@@ -124,10 +124,17 @@ def new_model(arch: str, channels: int, latent: int, arch_text: str | None, band
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--baseline-offset/--no-baseline-offset", "has_offset", default=False, show_default=True,
               help="Whether the training data carries the +1000 DN offset of S2 processing baseline 04.00+.")
+@click.option("--centre", "centre_min_bands", type=int, default=None, metavar="MIN_BANDS",
+              help="Image codecs: centre every scene's bands on the model's centre (stored in its config, "
+                   "and applied by the encoder to every frame), vary their gains (--gain-sigma) and accept "
+                   "scenes (also date-major series) with at least MIN_BANDS of the bands; a missing band "
+                   "is left out of the distortion.")
+@click.option("--gain-sigma", type=float, default=0.1, show_default=True,
+              help="With --centre: log-normal sigma of a random per-band gain around the scene mean.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--max-minutes", type=float, default=None,
               help="Stop with a checkpoint after this long (the schedule still follows --steps; --resume continues).")
-def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, objective, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, resume, max_minutes):
+def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_path, frames, arch_text, objective, steps, batch_size, crop, lr, clip_norm, seed, device, has_offset, centre_min_bands, gain_sigma, resume, max_minutes):
     """Train a codec on GeoTIFF files or folders (train splits only!).
 
     Bands are selected by their names; 20 m and 60 m files of one scene (name suffixes
@@ -148,8 +155,14 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         raise InputError("variable-rate training (a --lambda list) is for the image codecs (tec-fp, tec-elic)")
     out = Path(out_dir)
     temporal = arch == "tec-tt"
+    if temporal and centre_min_bands is not None:
+        raise InputError("--centre is for the image codecs (tec-fp, tec-elic)")
     if temporal:
         scenes = load_sequences(inputs, bands, min_frames=max(2, frames))
+    elif centre_min_bands is not None:
+        from terracodec.training.band_subsets import load_partial_scenes
+
+        scenes = load_partial_scenes(inputs, bands, min_bands=centre_min_bands)
     else:
         scenes = load_scenes(inputs, bands)
     norm = training_normalization(bands, has_offset)
@@ -168,6 +181,13 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         raise InputError(f"--crop must be a multiple of {model.multiple} for tec-tt, got {crop}")
     if temporal:
         sampler = SequenceSampler(scenes, norm, crop=crop, frames=frames, seed=seed)
+    elif centre_min_bands is not None:
+        from terracodec.training.band_subsets import CentredCropSampler, training_centre
+
+        model.config.setdefault("centre", training_centre(scenes, norm))
+        model.config.setdefault("min_bands", centre_min_bands)
+        sampler = CentredCropSampler(scenes, norm, model.config["centre"], crop=crop, seed=seed,
+                                     gain_sigma=gain_sigma)
     else:
         sampler = CropSampler(scenes, norm, crop=crop, seed=seed)
     if resume:

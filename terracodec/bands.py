@@ -47,14 +47,21 @@ def default_band_names(count: int) -> tuple[str, ...] | None:
     return None
 
 
+#: A band the frame lacks (`match_bands(..., min_present=...)`): the model codes a constant there.
+ABSENT = -1
+
+
 def match_bands(
-    file_bands: Sequence[str | None], model_bands: Sequence[str] | None, model_count: int
+    file_bands: Sequence[str | None], model_bands: Sequence[str] | None, model_count: int,
+    min_present: int | None = None,
 ) -> list[int]:
     """Indices into the file's bands, one per model band, in the model's order.
 
     Name matching is used when every file band has an S2 name (after normalisation) and the
     model names its bands; otherwise bands are taken by position, which needs equal counts.
     Every file band must be used: an extra band would be silently dropped, so it is refused.
+    A model trained on band subsets (`min_present`, `terracodec.centring`) takes named files
+    that lack some of its bands when at least `min_present` are there: `ABSENT` marks the rest.
     """
     names = [normalize_band_name(b) for b in file_bands]
     if model_bands is not None and len(names) > 0 and all(n is not None for n in names):
@@ -63,15 +70,23 @@ def match_bands(
             raise InputError(f"input names a band more than once: {', '.join(dupes)}")
         wanted = [normalize_band_name(b) or b for b in model_bands]
         missing = [b for b in wanted if b not in names]
-        if missing:
-            raise InputError(
-                f"model needs bands {', '.join(wanted)}; input lacks {', '.join(missing)}"
-            )
         extra = [n for n in names if n not in wanted]
         if extra:
             raise InputError(
                 f"input has bands the model does not code: {', '.join(extra)} "
-                f"(model bands: {', '.join(wanted)})"
+                f"(model bands: {', '.join(wanted)}"
+                + (f"; input lacks {', '.join(missing)})" if missing else ")")
+            )
+        if missing and min_present is not None and len(wanted) - len(missing) >= min_present:
+            return [names.index(b) if b in names else ABSENT for b in wanted]
+        if missing:
+            if min_present is not None:
+                raise InputError(
+                    f"model needs at least {min_present} of the bands {', '.join(wanted)}; input has "
+                    f"{len(wanted) - len(missing)} of them (lacks {', '.join(missing)})"
+                )
+            raise InputError(
+                f"model needs bands {', '.join(wanted)}; input lacks {', '.join(missing)}"
             )
         return [names.index(b) for b in wanted]
     if len(file_bands) != model_count:

@@ -38,9 +38,15 @@ DN_SCALE_MAJOR = 4
 #: The compact layout (`terracodec.layout_compact`): index at the end, 8 bytes an entry, the
 #: header in the compact schema (`terracodec.header_compact`). What this writer writes.
 FORMAT_MAJOR = COMPACT_MAJOR
+#: The compact layout plus per-frame `band_shift` (band centring) that a reader must apply:
+#: written only for streams with such a frame, so that a 5.x reader refuses exactly those.
+BAND_SHIFT_MAJOR = 6
+#: Majors in the compact layout.
+COMPACT_MAJORS = (COMPACT_MAJOR, BAND_SHIFT_MAJOR)
 FORMAT_MINOR = 0
 #: Majors this reader knows.
-READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR, COMPACT_MAJOR)
+READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR, COMPACT_MAJOR,
+               BAND_SHIFT_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32
@@ -132,14 +138,14 @@ class ContainerWriter:
             )
         if not 0 <= frames * tiles <= limits.MAX_ENTRIES:
             raise InputError(f"cannot write {frames} x {tiles} tiles (at most {limits.MAX_ENTRIES})")
-        if major == COMPACT_MAJOR:
+        if major in COMPACT_MAJORS:
             header_bytes = compact.compress_header(header_bytes)
         elif major >= ZLIB_HEADER_MAJOR:
             header_bytes = zlib.compress(header_bytes, 9)
         count = frames * tiles
         self._major = major
         self._start = fileobj.tell()
-        if major == COMPACT_MAJOR:  # the index goes after the records, at close
+        if major in COMPACT_MAJORS:  # the index goes after the records, at close
             head = struct.pack("<8sHHI", MAGIC, major, FORMAT_MINOR, len(header_bytes))
             fileobj.write(head + struct.pack("<I", _crc(head, header_bytes)) + header_bytes)
         else:
@@ -175,7 +181,7 @@ class ContainerWriter:
         missing = self._frames * self._tiles - len(self._entries)
         if missing:
             raise ValueError(f"{missing} tiles were never written")
-        if self._major == COMPACT_MAJOR:
+        if self._major in COMPACT_MAJORS:
             rows = [self._entries[k] for k in self._order]
             index = compact.index_bytes([(e.frame, e.tile, e.code_len, e.patch_len, e.flags, e.crc32) for e in rows])
             self._f.seek(self._pos)
@@ -232,7 +238,7 @@ class ContainerReader:
         if self.file_size < len(MAGIC) or self._read_exact(0, len(MAGIC), "magic") != MAGIC:
             raise CorruptStreamError("not a .tec file (bad magic number)")
         major, minor = struct.unpack("<HH", self._read_exact(8, 4, "preamble"))
-        if major == COMPACT_MAJOR:
+        if major in COMPACT_MAJORS:
             pre = self._read_exact(0, compact.HEAD.size, "preamble")
             _, major, minor, header_len, header_crc = compact.HEAD.unpack(pre)
             data_start = compact.HEAD.size + header_len
@@ -254,7 +260,7 @@ class ContainerReader:
         if _crc(pre[:-4], header_bytes) != header_crc:
             raise CorruptStreamError("corrupt .tec file: header checksum mismatch")
         if major >= ZLIB_HEADER_MAJOR:
-            header_bytes = _inflate_header(header_bytes, compact.HEADER_DICTIONARY if major == COMPACT_MAJOR else b"")
+            header_bytes = _inflate_header(header_bytes, compact.HEADER_DICTIONARY if major in COMPACT_MAJORS else b"")
         try:
             self.header = json.loads(header_bytes.decode("utf-8"), parse_constant=_no_constant)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -265,7 +271,7 @@ class ContainerReader:
             raise CorruptStreamError("corrupt .tec file: header is not a JSON object")
         self.count = count
         self._data_start = len(pre) + header_len
-        if major != COMPACT_MAJOR:
+        if major not in COMPACT_MAJORS:
             self._index_pos = self._data_start
         self._index: np.ndarray | None = None
         self._order: np.ndarray | None = None
@@ -276,7 +282,7 @@ class ContainerReader:
         caller checks `count` against the header first, so a forged count costs nothing."""
         if self._index is not None:
             return self._index
-        if self.version[0] == COMPACT_MAJOR:
+        if self.version[0] in COMPACT_MAJORS:
             return self._load_compact_index()
         count, index_pos = self.count, self._index_pos
         index_size = count * _ENTRY.size

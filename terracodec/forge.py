@@ -19,7 +19,7 @@ from typing import Any, Callable
 from terracodec import limits
 from terracodec.header_compact import expand
 from terracodec.layout_compact import COMPACT_MAJOR, HEADER_DICTIONARY, compress_header, footer, index_bytes
-from terracodec.container import _ENTRY, _PREAMBLE, _TRAILER, MAGIC, ContainerReader, IndexEntry
+from terracodec.container import _ENTRY, _PREAMBLE, _TRAILER, COMPACT_MAJORS, MAGIC, ContainerReader, IndexEntry
 
 Parts = tuple[dict, list[IndexEntry], dict[tuple[int, int], bytes]]
 
@@ -33,7 +33,7 @@ def parse(data: bytes) -> Parts:
     header in the full schema (a major 5 header expanded), so that forgeries edit real fields."""
     with ContainerReader(data) as r:
         records = {k: data[e.offset : e.offset + e.size] for k, e in r.entries.items()}
-        header = expand(r.header) if r.version[0] == COMPACT_MAJOR else r.header
+        header = expand(r.header) if r.version[0] in COMPACT_MAJORS else r.header
         return copy.deepcopy(header), list(r.entries.values()), records
 
 
@@ -171,6 +171,9 @@ def _makers(data: bytes, header: dict, entries: list[IndexEntry], records: dict)
         "dtype_object": lambda: _edit(data, _set("grid.dtype", "object")),
         "valid_range_reversed": lambda: _edit(data, _set("valid_range", [100, -100])),
         "dn_scale_zero": lambda: _edit(data, _set("frames.0.dn_scale", 0)),
+        "band_shift_short": lambda: _edit(data, _set("frames.0.band_shift", [1.0])),
+        "band_shift_huge": lambda: _edit(data, _set("frames.0.band_shift", [1e300] * len(header["frames"][0]["band_order"]))),
+        "band_order_all_absent": lambda: _edit(data, _set("frames.0.band_order", [-1] * len(header["frames"][0]["band_order"]))),
         "tags_nested": lambda: _edit(data, _set("frames.0.tags", {"a": {"b": 1}})),
         "header_not_object": lambda: rebuild(b"[1, 2, 3]", entries, records),
         "header_nan_literal": lambda: rebuild(json.dumps(header).replace('"transform": [', '"transform": [NaN, ').encode(), entries, records),
@@ -189,7 +192,8 @@ CORPUS_NAMES = (
     "frames_under_cap", "header_nested_100k", "header_nested_dicts", "height_string", "height_float",
     "height_bool", "crs_garbage", "descriptions_ints", "nodata_huge", "nodata_list", "quality_list",
     "bands_1000", "band_order_bad", "transform_short", "normalization_zero_std", "kind_unknown",
-    "dtype_object", "valid_range_reversed", "dn_scale_zero", "tags_nested", "header_not_object",
+    "dtype_object", "valid_range_reversed", "dn_scale_zero", "band_shift_short", "band_shift_huge",
+    "band_order_all_absent", "tags_nested", "header_not_object",
     "header_nan_literal", "index_key_out_of_range", "index_missing_entry", "payload_garbage",
     "unknown_major",
 )

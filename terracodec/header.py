@@ -52,6 +52,9 @@ class FrameInfo:
     #: Factor from the file's values to DN: reflectance 0..1 is coded as DN = 10000 x value
     #: (`terracodec.io.inputs`) and decoded back; 1 in streams written before the field.
     dn_scale: float = 1.0
+    #: Whole DN added per model band to the means (after `dn_offset`): the frame's band centring
+    #: (`terracodec.centring`); empty for none (format major 6 when any frame has one).
+    band_shift: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +86,8 @@ class StreamHeader:
                      dn_offset=f.dn_offset)
             if f.dn_scale != 1.0:
                 d["dn_scale"] = f.dn_scale
+            if f.band_shift:
+                d["band_shift"] = list(f.band_shift)
             frames.append(d)
         grid = dict(asdict(self.grid), transform=list(self.grid.transform))
         for key in ("gcps", "gcp_crs_wkt"):  # optional: absent unless the input had GCPs
@@ -138,7 +143,7 @@ def _parse(d: Any) -> StreamHeader:
     grid = Grid(
         height=_int(g.get("height"), "grid.height", 1, limits.MAX_SIDE),
         width=_int(g.get("width"), "grid.width", 1, limits.MAX_SIDE),
-        count=_int(g.get("count"), "grid.count", bands, bands),
+        count=_int(g.get("count"), "grid.count", 1, bands),
         dtype=_str(g.get("dtype"), "grid.dtype"),
         crs_wkt=_opt_crs(g.get("crs_wkt"), "grid.crs_wkt"),
         transform=tuple(_list(g.get("transform"), "grid.transform", _finite, 6, 6)),
@@ -157,7 +162,7 @@ def _parse(d: Any) -> StreamHeader:
     valid_range = tuple(_list(d.get("valid_range"), "valid_range", _num, 2, 2))
     if math.isnan(valid_range[0]) or math.isnan(valid_range[1]) or valid_range[0] > valid_range[1]:
         raise _Bad("valid_range")
-    frames = _list(d.get("frames"), "frames", lambda f, w: _frame(f, w, bands), 1, limits.MAX_FRAMES)
+    frames = _list(d.get("frames"), "frames", lambda f, w: _frame(f, w, bands, grid.count), 1, limits.MAX_FRAMES)
     for i, f in enumerate(frames):
         if f.meta.nodata is not None and not representable(f.meta.nodata, grid.dtype):
             raise _Bad(f"frames[{i}].nodata {f.meta.nodata!r} is not a {grid.dtype} value")
@@ -167,29 +172,33 @@ def _parse(d: Any) -> StreamHeader:
                         tile_size, frames, _str(d.get("writer", ""), "writer", 0, 1024))
 
 
-def _frame(f: Any, what: str, bands: int) -> FrameInfo:
+def _frame(f: Any, what: str, bands: int, count: int) -> FrameInfo:
     _obj(f, what)
-    order = _list(f.get("band_order"), f"{what}.band_order", _int, bands, bands)
-    if sorted(order) != list(range(bands)):
-        raise _Bad(f"{what}.band_order is not a permutation")
+    order = _list(f.get("band_order"), f"{what}.band_order", lambda v, w: _int(v, w, -1, bands - 1), bands, bands)
+    # the file's `count` bands each once; -1 (bands < count: a band the frame lacks) for the rest
+    if sorted(j for j in order if j >= 0) != list(range(count)):
+        raise _Bad(f"{what}.band_order is not a permutation of the file's bands")
     opt_str = lambda v, w: None if v is None else _str(v, w)  # noqa: E731
     tags = lambda v, w: _tags(v, w)  # noqa: E731
     meta = FrameMeta(
         name=_str(f.get("name"), f"{what}.name", 1, 4096),
         nodata=_num(f.get("nodata"), f"{what}.nodata") if f.get("nodata") is not None else None,
-        descriptions=_list(f.get("descriptions", []), f"{what}.descriptions", opt_str, 0, bands),
+        descriptions=_list(f.get("descriptions", []), f"{what}.descriptions", opt_str, 0, count),
         tags=_tags(f.get("tags", {}), f"{what}.tags"),
-        band_tags=_list(f.get("band_tags", []), f"{what}.band_tags", tags, 0, bands),
-        scales=_list(f.get("scales", []), f"{what}.scales", _finite, 0, bands),
-        offsets=_list(f.get("offsets", []), f"{what}.offsets", _finite, 0, bands),
-        units=_list(f.get("units", []), f"{what}.units", opt_str, 0, bands),
+        band_tags=_list(f.get("band_tags", []), f"{what}.band_tags", tags, 0, count),
+        scales=_list(f.get("scales", []), f"{what}.scales", _finite, 0, count),
+        offsets=_list(f.get("offsets", []), f"{what}.offsets", _finite, 0, count),
+        units=_list(f.get("units", []), f"{what}.units", opt_str, 0, count),
         timestamp=opt_str(f.get("timestamp"), f"{what}.timestamp"),
     )
     offset = _finite(f.get("dn_offset", 0.0), f"{what}.dn_offset")
     scale = _finite(f.get("dn_scale", 1.0), f"{what}.dn_scale")
     if abs(offset) > 1e9 or not 1e-9 <= scale <= 1e9:
         raise _Bad(f"{what}.dn_offset or dn_scale")
-    return FrameInfo(meta, order, offset, scale)
+    shift = _list(f.get("band_shift", []), f"{what}.band_shift", _finite, 0, bands)
+    if shift and (len(shift) != bands or max(abs(v) for v in shift) > 1e9):
+        raise _Bad(f"{what}.band_shift needs one value per band, each at most 1e9 in size")
+    return FrameInfo(meta, order, offset, scale, shift)
 
 
 def _normalization(n: Any, bands: int) -> dict:

@@ -97,6 +97,16 @@ class Normalization:
             tuple(m + offset for m in self.mean), self.std, f"{self.name}{offset:+g}dn"
         )
 
+    def shifted_bands(self, shifts: "list[float] | tuple[float, ...]") -> "Normalization":
+        """Means + one shift per band (a frame's band centring, `terracodec.centring`); the same
+        statistics for an empty list."""
+        if not shifts or not any(shifts):
+            return self
+        if len(shifts) != self.bands:
+            raise InputError(f"{len(shifts)} band shifts for {self.bands} bands")
+        return Normalization(tuple(m + s for m, s in zip(self.mean, shifts)), self.std,
+                             f"{self.name}+centred")
+
     def scaled(self, factor: float) -> "Normalization":
         """The same statistics for values that are DN / `factor` (reflectance 0..1 with factor
         10000): `(v - mean / f) / (std / f) = (f v - mean) / std`."""

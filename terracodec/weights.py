@@ -40,19 +40,37 @@ def stem(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- our format
-def save_pretrained(model: torch.nn.Module, path: str | Path) -> tuple[Path, Path]:
-    """Write `path.safetensors` and `path.json` of a codec (`model.config`, `model.arch`)."""
+def save_pretrained(model: torch.nn.Module, path: str | Path, *, float16: bool = False) -> tuple[Path, Path]:
+    """Write `path.safetensors` and `path.json` of a codec (`model.config`, `model.arch`).
+
+    `float16` stores the transforms' float32 weights as float16 (half the file; loading widens
+    them back, so the model that codes is the float16-rounded one, hashed as such); the entropy
+    models' parameters and tables stay as they are, being small and what rates depend on most.
+    """
     from safetensors.torch import save_file
 
     base = stem(path)
     base.parent.mkdir(parents=True, exist_ok=True)
     skip = derived_keys(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k not in skip}
+    if float16:
+        entropy = entropy_model_prefixes(model)
+        tensors = {k: v.half() if v.dtype == torch.float32 and not k.startswith(entropy) else v
+                   for k, v in tensors.items()}
     weights, config = base.with_suffix(".safetensors"), base.with_suffix(".json")
     save_file(tensors, str(weights), metadata={"format": FORMAT, "arch": model.arch})
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config}
     config.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return weights, config
+
+
+def entropy_model_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of a codec's entropy models (bottlenecks, Gaussian conditionals)."""
+    from terracodec.entropy.bottleneck import EntropyBottleneck
+    from terracodec.entropy.gaussian import GaussianConditional
+
+    return tuple(f"{name}." for name, module in model.named_modules()
+                 if name and isinstance(module, (EntropyBottleneck, GaussianConditional)))
 
 
 def derived_keys(model: torch.nn.Module) -> set[str]:

@@ -157,3 +157,30 @@ def test_unmatchable_bands_are_refused():
         match_bands(list(S2_L1C_BANDS), [b for b in S2_L1C_BANDS if b != "B10"], 12)
     with pytest.raises(InputError, match="more than once"):
         match_bands(["B02", "B2", "B04", "B08"], ["B02", "B03", "B04", "B08"], 4)
+
+
+def test_one_stack_read_from_many_threads_reads_right():
+    """A thread pool given as executor reads one stack from several threads at once: each thread
+    gets its own open files (GDAL datasets are not thread-safe), so no read fails or mixes."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import terracodec
+
+    sample = sorted((Path(terracodec.__file__).parent / "data" / "sample").glob("*.tif"))
+    stack = read_stack([[p] for p in sample])
+    windows = [(f, r, c) for f in range(len(sample)) for r in (0, 5, 37, 64) for c in (0, 29, 60)]
+    expected = {w: stack.read(w[0], w[1], w[2], 32, 32) for w in windows}
+
+    def read(w):
+        return w, stack.read(w[0], w[1], w[2], 32, 32)
+
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(20):
+            for w, px in pool.map(read, windows):
+                np.testing.assert_array_equal(px, expected[w])
+    clone = pickle.loads(pickle.dumps(stack))
+    np.testing.assert_array_equal(clone.read(*windows[-1], 32, 32), expected[windows[-1]])
+    stack.close()
+    clone.close()

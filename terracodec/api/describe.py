@@ -63,6 +63,10 @@ def info(source: str | os.PathLike | bytes) -> dict[str, Any]:
                     "nodata": f.meta.nodata,
                     "dn_offset": f.dn_offset,
                     "dn_scale": f.dn_scale,
+                    "band_shift": list(f.band_shift),
+                    # the shifts of the bands the frame has, by the model's band names
+                    "band_shift_by_name": {n: v for n, v, k in zip(header.codec.band_names or [],
+                                                                     f.band_shift, f.band_order) if k >= 0},
                     "band_descriptions": f.meta.descriptions,
                     "bytes": frame_bytes[i],
                     "bpppb": 8.0 * frame_bytes[i] / pixels,

@@ -51,12 +51,12 @@ def float_threads_of(header: StreamHeader) -> int:
 
 
 def frame_normalizers(header: StreamHeader) -> list[Any]:
-    """Each frame's normalisation: the header's, means shifted by `dn_offset`, for values that
-    are DN / `dn_scale`."""
+    """Each frame's normalisation: the header's, means shifted by `dn_offset` and per band by
+    `band_shift` (centring), for values that are DN / `dn_scale`."""
     from terracodec.normalization import Normalization
 
     base = Normalization.from_config(header.normalization)
-    return [base.shifted(f.dn_offset).scaled(f.dn_scale) for f in header.frames]
+    return [base.shifted(f.dn_offset).shifted_bands(f.band_shift).scaled(f.dn_scale) for f in header.frames]
 
 
 __all__ = ["Unit", "float_threads_of", "frame_normalizers", "plan"]

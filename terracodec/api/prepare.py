@@ -47,10 +47,13 @@ def coded_tile_size(tile_size: int, multiple: int) -> int:
 
 
 def _band_orders(stack: Any, codec: Any, model_bands: list[str] | None) -> list[list[int]]:
+    from terracodec.centring import min_present_bands
+
     orders = []
     unnamed = []
+    least = min_present_bands(codec)
     for meta in stack.frames:
-        orders.append(match_bands(meta.descriptions, model_bands, codec.bands))
+        orders.append(match_bands(meta.descriptions, model_bands, codec.bands, least))
         if model_bands and not all(normalize_band_name(d) for d in meta.descriptions):
             unnamed.append(meta.name)
     if unnamed:
@@ -92,6 +95,21 @@ def _frame_offsets(stack: Any, norm_name: str, mode: str | bool, scales: list[fl
     return [baseline_shift(norm_name, a) for a in answers]
 
 
+def _centre_frames(stack: Any, codec: Any, frames: list[FrameInfo], normalization: dict,
+                   vrange: tuple[float, float]) -> None:
+    """Each frame's `band_shift` for a model with a centre (`terracodec.centring`); none else."""
+    from terracodec.centring import frame_band_shift, model_centre
+    from terracodec.normalization import Normalization
+
+    centre = model_centre(codec)
+    if centre is None or kind_of(codec) != "image":
+        return
+    base = Normalization.from_config(normalization)
+    for i, f in enumerate(frames):
+        f.band_shift = frame_band_shift(stack, i, f.band_order, base.shifted(f.dn_offset), centre,
+                                        vrange, f.meta.nodata, f.dn_scale)
+
+
 def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int,
                  valid_range: tuple[float, float] | None, baseline_offset: str | bool,
                  scale: str | float) -> StreamHeader:
@@ -116,6 +134,7 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
         meta.units = list(meta.units) or [None] * n
     frames = [FrameInfo(meta, order, shift, s)
               for meta, order, shift, s in zip(stack.frames, orders, shifts, scales)]
+    _centre_frames(stack, codec, frames, normalization, vrange)
     if scale == "auto" and codes_s2_dn(norm_name) and any(s != 1 for s in scales):
         warnings.warn(TerracodecWarning(
             "float values in 0..2 read as reflectance: coded as DN = 10000 x value, decoded back to "

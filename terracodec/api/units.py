@@ -27,11 +27,31 @@ def encode_unit(unit: Unit, source: Any, header: StreamHeader, codec: Any,
     records = []
     for fi in unit.frames:
         frame = header.frames[fi]
-        pixels = source.read(fi, t.row_off, t.col_off, t.height, t.width)[frame.band_order]
-        record, state = encode_tile(np.ascontiguousarray(pixels), t, codec, state, norms[fi],
+        pixels = _model_order(source.read(fi, t.row_off, t.col_off, t.height, t.width),
+                              frame.band_order, codec, norms[fi], header.valid_range)
+        record, state = encode_tile(pixels, t, codec, state, norms[fi],
                                     frame.meta.nodata, header.valid_range)
         records.append(record)
     return records
+
+
+def _model_order(pixels: np.ndarray, order: list[int], codec: Any, norm: Any,
+                 valid_range: tuple[float, float]) -> np.ndarray:
+    """A tile's file bands `[count, h, w]` in the model's order; a band the frame lacks (-1,
+    `terracodec.bands.ABSENT`) is the model's centre, a constant (`terracodec.centring`)."""
+    if min(order) >= 0:
+        return np.ascontiguousarray(pixels[order])
+    from terracodec.centring import absent_fill, model_centre
+
+    centre = model_centre(codec)
+    out = np.empty((len(order),) + pixels.shape[1:], pixels.dtype)
+    for k, j in enumerate(order):
+        if j >= 0:
+            out[k] = pixels[j]
+        else:
+            value = np.clip(absent_fill(norm, centre, k), *valid_range)
+            out[k] = np.rint(value) if out.dtype.kind in "iu" else value
+    return out
 
 
 def decode_unit(unit: Unit, read: Callable[[int, int], TileRecord], header: StreamHeader, codec: Any,
@@ -52,8 +72,9 @@ def decode_unit(unit: Unit, read: Callable[[int, int], TileRecord], header: Stre
             frame = header.frames[fi]
             model_order, state = decode_tile(record, t, codec, state, norms[fi], dtype,
                                              header.valid_range, frame.meta.nodata)
-            result = np.empty_like(model_order)
-            result[frame.band_order] = model_order  # back to the file's band order
+            present = [k for k, j in enumerate(frame.band_order) if j >= 0]
+            result = np.empty((len(present),) + model_order.shape[1:], model_order.dtype)
+            result[[frame.band_order[k] for k in present]] = model_order[present]  # the file's order
         if fi in wanted:
             emit(wanted[fi], t, result)
 

@@ -112,34 +112,40 @@ class TerracodecModel(Codec):
                              f"(given for {sorted(str(q) for q in self.weights)})")
         return path
 
-    def _bands(self) -> tuple[int, list[str] | None]:
-        """(band count, band names) the model codes: the registry's, or those of the given
-        weights file (which may be a model of another size than the registry entry)."""
+    def _bands(self) -> tuple[int, list[str] | None, int | None]:
+        """(band count, band names, fewest bands a frame may have) the model codes: those of the
+        model itself (the registry's entry, or the given weights file, which may be a model of
+        another size than the entry)."""
         if self._bands_cache is None:
-            bands = int(self.entry["bands"])
-            names = None
-            if self.weights:
-                from terracodec.zoo import load_model
+            from terracodec.centring import min_present_bands
+            from terracodec.zoo import load_model
 
-                quality = self.default_qualities()[0]
-                model = load_model(self.name, quality, weights=self._weights_for(quality))
-                bands = int(model.bands)
-                names = model.config.get("band_names")
-                del model
+            quality = self.default_qualities()[0]
+            model = load_model(self.name, quality, weights=self._weights_for(quality) if self.weights else None)
+            bands, names, least = int(model.bands), model.config.get("band_names"), min_present_bands(model)
+            del model
             if names is None:
                 names = default_band_names(bands)
             names = [normalize_band_name(b) or b for b in names] if names else None
-            self._bands_cache = (bands, names)
+            self._bands_cache = (bands, names, least)
         return self._bands_cache
 
     def unsupported(self, x: np.ndarray, band_names: list[str | None] | None) -> str | None:
         missing = self.missing_weights()
         if missing:
             return missing
-        bands, wanted = self._bands()
+        bands, wanted, least = self._bands()
+        names = [normalize_band_name(b) for b in band_names or []]
+        if wanted and names and all(names) and least is not None:
+            from terracodec.bands import match_bands
+
+            try:
+                match_bands(names, wanted, bands, least)
+                return None
+            except InputError as exc:
+                return str(exc)
         if x.shape[-3] != bands:
             return f"model codes {bands} bands, the input has {x.shape[-3]}"
-        names = [normalize_band_name(b) for b in band_names or []]
         if wanted and names and all(names) and sorted(names) != sorted(wanted):
             return f"model codes bands {','.join(wanted)}, the input has {','.join(n or '?' for n in names)}"
         return None

@@ -15,6 +15,7 @@ without its handles, so it travels to another process's worker, which reopens it
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +159,24 @@ class RasterStack:
 
     def __init__(self, frames: Sequence[Sequence[Path]]) -> None:
         self.frame_paths = [list(paths) for paths in frames]
-        self._handles: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self._init_handles()
         self.grid, self.frames = self._describe()
+
+    def _init_handles(self) -> None:
+        # GDAL datasets are not safe to share between threads: each thread that reads (a thread
+        # pool given as executor) gets its own open files; `close` closes them all.
+        self._local = threading.local()
+        self._all_handles: list[OrderedDict[tuple[int, int], Any]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def _handles(self) -> OrderedDict[tuple[int, int], Any]:
+        handles = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = OrderedDict()
+            with self._lock:
+                self._all_handles.append(handles)
+        return handles
 
     @property
     def paths(self) -> list[Path]:
@@ -215,15 +232,20 @@ class RasterStack:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def close(self) -> None:
-        for handle in self._handles.values():
-            _close(handle)
-        self._handles.clear()
+        with self._lock:
+            for handles in self._all_handles:
+                for handle in handles.values():
+                    _close(handle)
+                handles.clear()
 
     def __getstate__(self) -> dict:
         """Pickled without its open files (a worker reopens them on its first read)."""
-        state = dict(self.__dict__)
-        state["_handles"] = OrderedDict()
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_local", "_all_handles", "_lock")}
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_handles()
 
     def __enter__(self) -> "RasterStack":
         return self

@@ -89,10 +89,10 @@ class Codec(nn.Module):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- weights
-    def save_pretrained(self, path: str) -> None:
-        """Write `path.safetensors` + `path.json` (`terracodec.weights`); `terracodec.zoo.
-        from_pretrained` reads them back."""
-        save_pretrained(self, path)
+    def save_pretrained(self, path: str, *, float16: bool = False) -> None:
+        """Write `path.safetensors` + `path.json` (`terracodec.weights`; `float16`: the
+        transforms' weights in half precision); `terracodec.zoo.from_pretrained` reads them back."""
+        save_pretrained(self, path, float16=float16)
 
     def update(self, force: bool = False) -> bool:
         """Build the entropy models' integer tables (after training or loading weights).

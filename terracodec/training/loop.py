@@ -63,11 +63,17 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def rate_distortion(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rate in bpppb, MSE in normalised units) of one forward pass."""
+def rate_distortion(out: dict, x: torch.Tensor,
+                    weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rate in bpppb, MSE in normalised units) of one forward pass; `weight` ([B, C, 1, 1], 0
+    for a band the sample lacks: `terracodec.training.band_subsets`) restricts the MSE to the
+    bands a sample has."""
     values = x.numel()  # B * C * H * W: bits per pixel per band
     bits = sum(-torch.log2(lk).sum() for lk in out["likelihoods"].values())
-    return bits / values, torch.mean((out["x_hat"] - x) ** 2)
+    if weight is None:
+        return bits / values, torch.mean((out["x_hat"] - x) ** 2)
+    weight = weight.expand_as(x)
+    return bits / values, torch.sum(weight * (out["x_hat"] - x) ** 2) / weight.sum().clamp_min(1)
 
 
 def autoencoder_mse(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +144,10 @@ def train(
     started = time.perf_counter()
     window: list[tuple[float, float, float, int]] = []
     while state.step < cfg.steps:
-        x = next(batches).to(device)
+        batch = next(batches)
+        x, weight = batch if isinstance(batch, tuple) else (batch, None)
+        x = x.to(device)
+        weight = None if weight is None else weight.to(device)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, state.step)
         # Variable rate: the quality levels take turns, one per step (deterministic, balanced).
@@ -148,7 +157,7 @@ def train(
             rate, loss = torch.zeros(()), mse
         else:
             out = model(x, quality_index=q) if len(lambdas) > 1 else model(x)
-            rate, mse = rate_distortion(out, x)
+            rate, mse = rate_distortion(out, x, weight)
             loss = rate + lambdas[q] * mse
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {state.step}; lower --lr")

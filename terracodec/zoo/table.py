@@ -42,10 +42,12 @@ MODELS: dict[str, dict[str, Any]] = {
         "normalization": "ssl4eo-s12-l2a-no-offset",
         "weights": {q: "tec-fp-s2l2a" for q in (1, 2, 3, 4, 5)},
         "trained": True,
-        "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10), 5 qualities",
+        "description": "TEC-FP (N=64, M=96), 12 bands in L2A order (also L1C without B10, and L2A "
+                       "stacks of 6-11 of them), centred, 5 qualities, trained on L1C and L2A",
     },
-    # Trained here on the OSCD train cities (docs/MODELS.md): the hyperprior + channel-group +
-    # checkerboard codec, variable rate like the TEC-FP models, lambda 1 ... 100.
+    # Trained here on the OSCD train cities, then on L1C and L2A with band centring (docs/MODELS.md):
+    # the hyperprior + channel-group + checkerboard codec, variable rate like the TEC-FP models,
+    # lambda 1 ... 100; float16 weights (the entropy models' tensors float32).
     "tec-elic-s2l2a": {
         "kind": "image",
         "config": {"arch": "tec-elic", "bands": 12, "N": 64, "M": 192,
@@ -53,7 +55,8 @@ MODELS: dict[str, dict[str, Any]] = {
         "normalization": "ssl4eo-s12-l2a-no-offset",
         "weights": {q: "tec-elic-s2l2a" for q in (1, 2, 3, 4, 5)},
         "trained": True,
-        "description": "TEC-ELIC (N=64, M=192), 12 bands in L2A order (also L1C without B10), 5 qualities",
+        "description": "TEC-ELIC (N=64, M=192), 12 bands in L2A order (also L1C without B10, and L2A "
+                       "stacks of 6-11 of them), centred, 5 qualities, trained on L1C and L2A",
     },
     # TerraCodec v1 checkpoints (`.pt`): the published files cannot be downloaded here, so these
     # take `--weights PATH` (and `--weights PATH` alone picks them: `terracodec.zoo.recognise`);
