@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from terracodec.io.inputs import valid_mask
 from terracodec.normalization import Normalization
 
 #: Rows read at a time while summing a frame (bounded memory for whole Sentinel-2 tiles).
@@ -63,25 +64,19 @@ def frame_band_shift(stack: Any, frame: int, band_order: Sequence[int], norm: No
     `centre` under `norm` (the frame's normalisation before centring, in DN); 0 for a band
     without valid pixels."""
     height, width = stack.grid.height, stack.grid.width
-    count = len(band_order)
-    total = np.zeros(count, np.float64)
-    seen = np.zeros(count, np.float64)
-    lo, hi = valid_range
+    total = np.zeros(len(band_order), np.float64)
+    seen = np.zeros(len(band_order), np.float64)
     present = [k for k, j in enumerate(band_order) if j >= 0]
+    file_bands = [band_order[k] for k in present]
     for top in range(0, height, _STRIP_ROWS):
         rows = min(_STRIP_ROWS, height - top)
-        strip = np.zeros((count, -(-rows // _STRIDE), -(-width // _STRIDE)))
-        read = np.asarray(stack.read(frame, top, 0, rows, width))[::1, ::_STRIDE, ::_STRIDE]
-        strip[present] = read[[band_order[k] for k in present]]
+        strip = np.asarray(stack.read(frame, top, 0, rows, width))[file_bands, ::_STRIDE, ::_STRIDE]
         values = strip.astype(np.float64)
-        valid = np.isfinite(values) & (values >= lo) & (values <= hi)
-        if nodata is not None:
-            valid &= values != nodata
-        valid[[k for k in range(count) if k not in present]] = False
-        total += np.where(valid, values, 0.0).sum(axis=(1, 2))
-        seen += valid.sum(axis=(1, 2))
+        valid = valid_mask(values, nodata, valid_range)
+        total[present] += np.where(valid, values, 0.0).sum(axis=(1, 2))
+        seen[present] += valid.sum(axis=(1, 2))
     shifts = []
-    for b in range(count):
+    for b in range(len(band_order)):
         if seen[b] == 0:
             shifts.append(0.0)
             continue

@@ -41,16 +41,21 @@ def codes_s2_dn(normalization_name: str) -> bool:
     return normalization_name.startswith("ssl4eo-s12")
 
 
+def valid_mask(values: np.ndarray, nodata: float | None, valid_range: tuple[float, float]) -> np.ndarray:
+    """Where `values` are what the lossy path codes: finite, in `valid_range`, not nodata."""
+    keep = np.isfinite(values) & (values >= valid_range[0]) & (values <= valid_range[1])
+    if nodata is not None and not np.isnan(nodata):
+        keep &= values != nodata
+    return keep
+
+
 def sample_valid(stack: Any, frame: int, nodata: float | None, valid_range: tuple[float, float]) -> np.ndarray:
-    """float64 values of a few strips of a frame that the lossy path codes (finite, in
-    `valid_range`, not nodata), all bands together."""
+    """float64 values of a few strips of a frame that the lossy path codes (`valid_mask`), all
+    bands together."""
     parts = []
     for row_off, rows in strip_rows(stack.grid.height, SAMPLE_STRIPS, SAMPLE_ROWS):
         strip = np.asarray(stack.read(frame, row_off, 0, rows, stack.grid.width), np.float64)
-        keep = np.isfinite(strip) & (strip >= valid_range[0]) & (strip <= valid_range[1])
-        if nodata is not None and not np.isnan(nodata):
-            keep &= strip != nodata
-        parts.append(strip[keep])
+        parts.append(strip[valid_mask(strip, nodata, valid_range)])
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
