@@ -12,21 +12,9 @@ import click
 
 import terracodec
 from terracodec.cli.errors import ErrorHandlingGroup
-from terracodec.cli.options import coding_options, encode_keywords, jsonable
+from terracodec.cli.options import coding_options, encode_keywords, int_list as _int_list, jsonable
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
-
-
-def _int_list(text: str | None, what: str, count: int | None = None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise InputError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if count is not None and len(values) != count:
-        raise InputError(f"{what} needs {count} comma-separated integers, got {text!r}")
-    return values
 
 
 def _frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
@@ -183,6 +171,10 @@ from terracodec.cli.archive import archive_command, verify_command  # noqa: E402
 
 main.add_command(archive_command)
 main.add_command(verify_command)
+
+from terracodec.cli.embed import embed_command  # noqa: E402  (heavy imports inside)
+
+main.add_command(embed_command)
 
 
 if __name__ == "__main__":

@@ -106,4 +106,20 @@ _CODING_OPTIONS = [
 ]
 
 
-__all__ = ["coding_options", "encode_keywords", "parse_baseline_offset", "jsonable", "parse_names", "parse_quality", "parse_scale"]
+
+
+def int_list(text: str | None, what: str, count: int | None = None) -> list[int] | None:
+    """Comma-separated integers (`what` names the option in errors); None for None."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise InputError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if count is not None and len(values) != count:
+        raise InputError(f"{what} needs {count} comma-separated integers, got {text!r}")
+    return values
+
+
+__all__ = ["coding_options", "encode_keywords", "int_list", "jsonable", "parse_baseline_offset", "parse_names",
+           "parse_quality", "parse_scale"]
