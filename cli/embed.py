@@ -31,20 +31,26 @@ from terracodec.cli.options import int_list
                    "or a .tec series; repeat for more dates.")
 @click.option("--s1-desc", type=click.Path(), multiple=True,
               help="TESSERA: Sentinel-1 descending VV/VH, as --s1-asc.")
+@click.option("--from", "source_kind", type=click.Choice(["pixels", "latents"]), default="pixels",
+              show_default=True, help="TerraFM: run on decoded frames, or on the stream's latents through "
+                                      "--adapter (no synthesis, no patch embedding).")
+@click.option("--adapter", type=click.Path(), default=None,
+              help="With --from latents: a latent adapter made by tec train-adapter for this stream's model.")
 @click.option("--device", default=None, help="Torch device (cpu, cuda, ...); default cpu.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files (never SOURCE).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 def embed_command(source: str, output: str, encoder: str, weights: str | None, seed: int | None,
                   frames: str | None, level: str | None, normalization: str, window: int,
-                  s1_asc: tuple[str, ...], s1_desc: tuple[str, ...], device: str | None, overwrite: bool,
-                  quiet: bool) -> None:
+                  s1_asc: tuple[str, ...], s1_desc: tuple[str, ...], source_kind: str, adapter: str | None,
+                  device: str | None, overwrite: bool, quiet: bool) -> None:
     """Embeddings of SOURCE (.tec): TerraFM patch tokens on the 1/16 grid per frame, or one
     TESSERA 128-band embedding of the series at 10 m."""
     from terracodec.consumers.embed import embed
 
     paths = embed(source, output, encoder=encoder, weights=weights, frames=int_list(frames, "--frames"),
                   level=level, normalization=normalization, window=window, device=device,
-                  s1_asc=list(s1_asc), s1_desc=list(s1_desc), overwrite=overwrite, seed=seed)
+                  s1_asc=list(s1_asc), s1_desc=list(s1_desc), overwrite=overwrite, seed=seed,
+                  source_kind=source_kind, adapter=adapter)
     if not quiet:
         for p in paths:
             click.echo(f"wrote {p}")

@@ -12,20 +12,10 @@ import click
 
 import terracodec
 from terracodec.cli.errors import ErrorHandlingGroup
-from terracodec.cli.options import coding_options, encode_keywords, int_list as _int_list, jsonable
+from terracodec.cli.options import coding_options, encode_keywords, jsonable
+from terracodec.cli.options import frames_of as _frames_of, int_list as _int_list
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
-
-
-def _frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
-    """Each INPUT is a frame; each --frame FILE,FILE,... is a frame of several files."""
-    if inputs and frame_groups:
-        raise InputError("give frames either as INPUTS or with --frame, not both")
-    if frame_groups:
-        return [[p for p in group.split(",") if p] for group in frame_groups]
-    if not inputs:
-        raise InputError("no input files given (INPUTS or --frame FILE,FILE,...)")
-    return list(inputs)
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,6 +165,10 @@ main.add_command(verify_command)
 from terracodec.cli.embed import embed_command  # noqa: E402  (heavy imports inside)
 
 main.add_command(embed_command)
+
+from terracodec.cli.train_adapter import train_adapter_command  # noqa: E402  (heavy imports inside)
+
+main.add_command(train_adapter_command)
 
 
 if __name__ == "__main__":

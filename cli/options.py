@@ -121,5 +121,16 @@ def int_list(text: str | None, what: str, count: int | None = None) -> list[int]
     return values
 
 
-__all__ = ["coding_options", "encode_keywords", "int_list", "jsonable", "parse_baseline_offset", "parse_names",
+def frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
+    """Each INPUT is a frame; each --frame FILE,FILE,... is a frame of several files."""
+    if inputs and frame_groups:
+        raise InputError("give frames either as INPUTS or with --frame, not both")
+    if frame_groups:
+        return [[p for p in group.split(",") if p] for group in frame_groups]
+    if not inputs:
+        raise InputError("no input files given (INPUTS or --frame FILE,FILE,...)")
+    return list(inputs)
+
+
+__all__ = ["coding_options", "encode_keywords", "frames_of", "int_list", "jsonable", "parse_baseline_offset", "parse_names",
            "parse_quality", "parse_scale"]

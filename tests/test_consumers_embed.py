@@ -145,3 +145,31 @@ def test_a_stream_without_terrafm_bands_is_refused(tmp_path):
     code, out = _run("embed", str(stream), "-o", str(tmp_path / "emb"))
     assert code == 1 and "lacks B01, B09" in out, out
     assert not (tmp_path / "emb").exists()
+
+
+def test_latent_path_through_an_adapter(tmp_path):
+    from terracodec.consumers.adapter import latent_tokens, load_adapter, new_adapter, save_adapter
+
+    frames = sorted(SAMPLE.glob("*.tif"))[:2]
+    stream = tmp_path / "s.tec"
+    terracodec.encode([str(f) for f in frames], str(stream), model="tec-fp-s2l1c")
+    info = terracodec.info(str(stream))
+    latents = terracodec.decode_latents(str(stream), space="synthesis")
+    torch.manual_seed(0)
+    adapter = new_adapter(encoder="terrafm-b", terrafm_weights="random seed 5", modality="s2_l1c",
+                          codec_model=info["model"], codec_weights_hash=info["weights_hash"],
+                          latent_channels=latents.y_hat.shape[1], dim=768)
+    save_adapter(adapter, tmp_path / "adapter")
+    code, out = _run("embed", str(stream), "-o", str(tmp_path / "emb"), "--seed", "5", "--from", "latents",
+                     "--adapter", str(tmp_path / "adapter.safetensors"))
+    assert code == 0, out
+    expected = latent_tokens(load_adapter(tmp_path / "adapter"), build_terrafm("b", seed=5), latents.y_hat[1])
+    with rasterio.open(tmp_path / "emb" / f"{frames[1].stem}.terrafm-b.tif") as ds:
+        assert ds.tags()["NORMALIZATION"] == "latents" and ds.transform == latents.transform
+        assert np.array_equal(ds.read(), expected)
+    # another TerraFM, or no adapter: refused before anything is written
+    for extra, words in ((["--seed", "6", "--adapter", str(tmp_path / "adapter.safetensors")], "imitates terrafm-b"),
+                         ([], "needs a TerraFM encoder and --adapter")):
+        code, out = _run("embed", str(stream), "-o", str(tmp_path / "never"), "--from", "latents", *extra)
+        assert code == 1 and words in out and out.count("\n") == 1, out
+    assert not (tmp_path / "never").exists()

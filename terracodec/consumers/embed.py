@@ -76,12 +76,18 @@ def embed(
     weights: str | os.PathLike | None = None, frames: Sequence[int] | None = None, level: str | None = None,
     normalization: str = "reflectance", window: int = 512, device: str | None = None,
     s1_asc: Any = None, s1_desc: Any = None, overwrite: bool = False, seed: int | None = None,
+    source_kind: str = "pixels", adapter: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write the embeddings of `source`'s frames to `output` (a .tif or a directory); returns
     the paths. `weights`: the encoder's checkpoint (None: random weights from `seed`, for tests
-    and rate studies; the files then say so in their tags)."""
+    and rate studies; the files then say so in their tags). `source_kind` "latents" runs TerraFM
+    on the stream's synthesis latents through `adapter` (no synthesis, no patch embedding)."""
     if encoder not in ENCODERS:
         raise InputError(f"unknown encoder {encoder!r} (one of {', '.join(ENCODERS)})")
+    if source_kind not in ("pixels", "latents"):
+        raise InputError(f"--from must be pixels or latents, got {source_kind!r}")
+    if source_kind == "latents" and (encoder == "tessera" or adapter is None):
+        raise InputError("--from latents needs a TerraFM encoder and --adapter (tec train-adapter makes one)")
     target = check_output(output)
     if target is None:
         raise InputError("embed needs an output path (-o)")
@@ -98,40 +104,33 @@ def embed(
         return embed_tessera(source, header, selected, paths[0], outputs, weights=weights, device=device,
                              s1_asc=s1_asc, s1_desc=s1_desc, seed=seed)
     return _embed_terrafm(source, header, selected, paths, outputs, size=encoder[-1], weights=weights,
-                          level=level, normalization=normalization, window=window, device=device, seed=seed)
+                          level=level, normalization=normalization, window=window, device=device, seed=seed,
+                          adapter=adapter if source_kind == "latents" else None)
 
 
 def _embed_terrafm(source: Any, header: StreamHeader, selected: list[int], paths: list[Path],
                    outputs: AtomicOutputs, *, size: str, weights: Any, level: str | None, normalization: str,
-                   window: int, device: str | None, seed: int | None) -> list[Path]:
-    import torch
-
-    from terracodec.api.decoding import decode
-    from terracodec.consumers.frames import band_indices, frame_input
+                   window: int, device: str | None, seed: int | None, adapter: Any = None) -> list[Path]:
+    from terracodec.consumers.frames import band_indices
     from terracodec.consumers.terrafm import S2_BANDS, build_terrafm
-    from terracodec.consumers.windows import run_windows
     from terracodec.io.writer import RasterWriter
 
     modality = _terrafm_modality(header, level)
-    who = f"TerraFM ({modality})"
-    for i in selected:
-        band_indices(header, i, S2_BANDS, who)  # refused before any decoding
+    if adapter is None:
+        for i in selected:
+            band_indices(header, i, S2_BANDS, f"TerraFM ({modality})")  # refused before any decoding
     model = build_terrafm(size, weights=weights, seed=seed).to(device or "cpu")
+    tokens_of = _adapter_path(source, model, adapter, weights, seed, window) if adapter is not None else \
+        _pixel_path(source, header, model, modality, normalization, window)
     grid = token_grid(header.grid, model.dim)
-    tags = {"MODALITY": modality, "NORMALIZATION": normalization,
-            "WEIGHTS": Path(weights).name if weights else f"random (seed {seed or 0})"}
+    tags = {"MODALITY": modality, "NORMALIZATION": normalization if adapter is None else "latents",
+            "WEIGHTS": Path(weights).name if weights else f"random (seed {seed or 0})",
+            **({"ADAPTER": Path(adapter).name} if adapter is not None else {})}
     with outputs:
         outputs.make_dir(paths[0].parent)
         for path, i in zip(paths, selected):
             frame = header.frames[i]
-            pixels = decode(source, frames=[i]).pixels[0]
-            inputs = frame_input(header, i, pixels, S2_BANDS, who, normalization)
-            x = torch.from_numpy(inputs.values)[None].to(model.cls_token.device)
-            with torch.inference_mode():
-                tokens = run_windows(lambda t: model.patch_tokens(t, modality), x, window=window)
-            out = tokens[0].float().cpu().numpy()
-            empty = _empty_cells(inputs.nodata, out.shape[1:])
-            out[:, empty] = np.nan
+            out = tokens_of(i)
             meta = _meta(frame.meta.name, f"terrafm-{size}", model.dim,
                          dict(tags, SOURCE_FRAME=frame.meta.name), frame.meta.timestamp)
             writer = RasterWriter(path, grid, meta, outputs)
@@ -141,6 +140,45 @@ def _embed_terrafm(source: Any, header: StreamHeader, selected: list[int], paths
             finally:
                 writer.abandon()
     return paths
+
+
+def _pixel_path(source: Any, header: StreamHeader, model: Any, modality: str, normalization: str,
+                window: int) -> Any:
+    """frame -> tokens [D, h, w] from the decoded frame (NaN where all pixels are nodata)."""
+    import torch
+
+    from terracodec.api.decoding import decode
+    from terracodec.consumers.frames import frame_input
+    from terracodec.consumers.terrafm import S2_BANDS
+    from terracodec.consumers.windows import run_windows
+
+    def tokens_of(i: int) -> np.ndarray:
+        pixels = decode(source, frames=[i]).pixels[0]
+        inputs = frame_input(header, i, pixels, S2_BANDS, f"TerraFM ({modality})", normalization)
+        x = torch.from_numpy(inputs.values)[None].to(model.cls_token.device)
+        with torch.inference_mode():
+            tokens = run_windows(lambda t: model.patch_tokens(t, modality), x, window=window)
+        out = tokens[0].float().cpu().numpy()
+        out[:, _empty_cells(inputs.nodata, out.shape[1:])] = np.nan
+        return out
+
+    return tokens_of
+
+
+def _adapter_path(source: Any, model: Any, adapter_path: Any, weights: Any, seed: int | None, window: int) -> Any:
+    """frame -> tokens [D, h, w] from the stream's synthesis latents through a latent adapter,
+    refused (one line) unless the adapter was trained for this stream's codec and this TerraFM."""
+    import terracodec
+    from terracodec.consumers.adapter import check_adapter, latent_tokens, load_adapter, terrafm_identity
+
+    adapter = load_adapter(adapter_path)
+    check_adapter(adapter, terracodec.info(source), terrafm_identity(weights, seed), model.size.name)
+
+    def tokens_of(i: int) -> np.ndarray:
+        y_hat = terracodec.decode_latents(source, frames=[i], space="synthesis").y_hat[0]
+        return latent_tokens(adapter, model, y_hat, window=window)
+
+    return tokens_of
 
 
 def _empty_cells(nodata: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
