@@ -31,6 +31,8 @@ from terracodec.cli.options import int_list
                    "or a .tec series; repeat for more dates.")
 @click.option("--s1-desc", type=click.Path(), multiple=True,
               help="TESSERA: Sentinel-1 descending VV/VH, as --s1-asc.")
+@click.option("--s1-weights", type=click.Path(), default=None,
+              help="TESSERA: the weights file that S1 .tec streams given to --s1-asc/--s1-desc need to decode.")
 @click.option("--from", "source_kind", type=click.Choice(["pixels", "latents"]), default="pixels",
               show_default=True, help="TerraFM: run on decoded frames, or on the stream's latents through "
                                       "--adapter (no synthesis, no patch embedding).")
@@ -41,8 +43,8 @@ from terracodec.cli.options import int_list
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 def embed_command(source: str, output: str, encoder: str, weights: str | None, seed: int | None,
                   frames: str | None, level: str | None, normalization: str, window: int,
-                  s1_asc: tuple[str, ...], s1_desc: tuple[str, ...], source_kind: str, adapter: str | None,
-                  device: str | None, overwrite: bool, quiet: bool) -> None:
+                  s1_asc: tuple[str, ...], s1_desc: tuple[str, ...], s1_weights: str | None, source_kind: str,
+                  adapter: str | None, device: str | None, overwrite: bool, quiet: bool) -> None:
     """Embeddings of SOURCE (.tec): TerraFM patch tokens on the 1/16 grid per frame, or one
     TESSERA 128-band embedding of the series at 10 m."""
     from terracodec.consumers.embed import embed
@@ -50,7 +52,7 @@ def embed_command(source: str, output: str, encoder: str, weights: str | None, s
     paths = embed(source, output, encoder=encoder, weights=weights, frames=int_list(frames, "--frames"),
                   level=level, normalization=normalization, window=window, device=device,
                   s1_asc=list(s1_asc), s1_desc=list(s1_desc), overwrite=overwrite, seed=seed,
-                  source_kind=source_kind, adapter=adapter)
+                  source_kind=source_kind, adapter=adapter, s1_weights=s1_weights)
     if not quiet:
         for p in paths:
             click.echo(f"wrote {p}")

@@ -116,3 +116,32 @@ def test_s1_on_another_grid_and_undated_s1_are_refused(series, tmp_path):
                                            "--s1-asc", str(bad), "-o", str(out)])
         assert result.exit_code == 1 and words in result.output and result.output.count("\n") == 1, result.output
         assert not out.exists()
+
+
+def test_s1_as_a_tec_series(series, tmp_path):
+    """S1 archived as `.tec` (a 2-band TerraCodec v1 model, random weights, given with
+    --s1-weights): the embedding is that of the decoded S1 frames."""
+    from test_checkpoint import save_v1
+    from test_models import make
+
+    stream, s1_files, _ = series
+    checkpoint = save_v1(make("tec-fp", 2), tmp_path / "s1_model.pt")
+    s1_stream = tmp_path / "s1.tec"
+    terracodec.encode([str(f) for f in s1_files], str(s1_stream), weights=str(checkpoint))
+    s1 = terracodec.decode(str(s1_stream), weights=str(checkpoint))
+    out = tmp_path / "year.tif"
+    result = CliRunner().invoke(main, ["embed", str(stream), "--encoder", "tessera", "--weights", str(WEIGHTS),
+                                       "--s1-desc", str(s1_stream), "--s1-weights", str(checkpoint), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    decoded = terracodec.decode(str(stream))
+    info = terracodec.info(str(stream))
+    inputs = tessera_inputs(decoded.pixels.astype(np.float64), decoded.band_descriptions[0], decoded.timestamps,
+                            nodata=0, has_offset=[f["dn_offset"] > 0 for f in info["frame_info"]],
+                            s1_desc=(s1.pixels.astype(np.float64), s1.timestamps))
+    expected = np.moveaxis(embed_grid(load_tessera(WEIGHTS), inputs, seed=0), -1, 0)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["S1"] == "descending" and np.array_equal(ds.read(), expected.astype(np.float32))
+    result = CliRunner().invoke(main, ["embed", str(stream), "--encoder", "tessera", "--weights", str(WEIGHTS),
+                                       "--s1-desc", str(s1_stream), "-o", str(tmp_path / "never.tif")])
+    assert result.exit_code == 1 and "weights" in result.output and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "never.tif").exists()

@@ -76,7 +76,7 @@ def embed(
     weights: str | os.PathLike | None = None, frames: Sequence[int] | None = None, level: str | None = None,
     normalization: str = "reflectance", window: int = 512, device: str | None = None,
     s1_asc: Any = None, s1_desc: Any = None, overwrite: bool = False, seed: int | None = None,
-    source_kind: str = "pixels", adapter: str | os.PathLike | None = None,
+    source_kind: str = "pixels", adapter: str | os.PathLike | None = None, s1_weights: Any = None,
 ) -> list[Path]:
     """Write the embeddings of `source`'s frames to `output` (a .tif or a directory); returns
     the paths. `weights`: the encoder's checkpoint (None: random weights from `seed`, for tests
@@ -102,7 +102,7 @@ def embed(
         from terracodec.consumers.embed_tessera import embed_tessera
 
         return embed_tessera(source, header, selected, paths[0], outputs, weights=weights, device=device,
-                             s1_asc=s1_asc, s1_desc=s1_desc, seed=seed)
+                             s1_asc=s1_asc, s1_desc=s1_desc, seed=seed, s1_weights=s1_weights)
     return _embed_terrafm(source, header, selected, paths, outputs, size=encoder[-1], weights=weights,
                           level=level, normalization=normalization, window=window, device=device, seed=seed,
                           adapter=adapter if source_kind == "latents" else None)

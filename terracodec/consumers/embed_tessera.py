@@ -45,9 +45,11 @@ def _s1_indices(descriptions: Sequence[str | None], count: int, what: str) -> li
     raise InputError(f"{what}: cannot tell which bands are VV and VH (describe them, or give 2-band rasters)")
 
 
-def load_s1(paths: Sequence[str] | str | None, grid: Grid, what: str) -> tuple[np.ndarray, list[str | None]] | None:
-    """(values [T1, 2, H, W] float64, timestamps) from `.tec` series and/or one-date rasters,
-    in time order; InputError when one is not on the S2 grid."""
+def load_s1(paths: Sequence[str] | str | None, grid: Grid, what: str,
+            weights: str | None = None) -> tuple[np.ndarray, list[str | None]] | None:
+    """(values [T1, 2, H, W] float64, timestamps) from `.tec` series (decoded with `weights` when
+    their model needs a file) and/or one-date rasters, in time order; InputError when one is not
+    on the S2 grid."""
     if not paths:
         return None
     import terracodec
@@ -56,7 +58,7 @@ def load_s1(paths: Sequence[str] | str | None, grid: Grid, what: str) -> tuple[n
     arrays, stamps = [], []
     for p in [paths] if isinstance(paths, str) else paths:
         if str(p).endswith(".tec"):
-            decoded = terracodec.decode(str(p))
+            decoded = terracodec.decode(str(p), weights=weights)
             g = Grid(decoded.pixels.shape[2], decoded.pixels.shape[3], decoded.pixels.shape[1], "float64",
                      decoded.crs, tuple(decoded.transform)[:6])
             if not _same_grid(g, grid):
@@ -95,7 +97,8 @@ def _model(weights: Any, seed: int | None, device: str | None) -> Any:
 
 
 def embed_tessera(source: Any, header: StreamHeader, selected: list[int], path: Path, outputs: AtomicOutputs, *,
-                  weights: Any, device: str | None, s1_asc: Any, s1_desc: Any, seed: int | None) -> list[Path]:
+                  weights: Any, device: str | None, s1_asc: Any, s1_desc: Any, seed: int | None,
+                  s1_weights: Any = None) -> list[Path]:
     from terracodec.api.decoding import decode
     from terracodec.consumers.frames import frame_offset
     from terracodec.consumers.tessera_inputs import embed_grid, tessera_inputs
@@ -104,8 +107,8 @@ def embed_tessera(source: Any, header: StreamHeader, selected: list[int], path: 
     missing = [header.frames[i].meta.name for i in selected if not header.frames[i].meta.timestamp]
     if missing:
         raise InputError(f"TESSERA needs each frame's date; {', '.join(missing)} has none")
-    asc = load_s1(s1_asc, header.grid, "--s1-asc")
-    desc = load_s1(s1_desc, header.grid, "--s1-desc")
+    asc = load_s1(s1_asc, header.grid, "--s1-asc", s1_weights)
+    desc = load_s1(s1_desc, header.grid, "--s1-desc", s1_weights)
     model = _model(weights, seed, device)
     decoded = decode(source, frames=selected)
     names = header.codec.band_names or []
