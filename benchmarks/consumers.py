@@ -28,7 +28,8 @@ Tasks (data in ../shared/data, MANIFEST.md sections 1 and 2):
   std of the patch (26 numbers; `stats`), TerraFM-B's mean-pooled last-layer patch tokens (768;
   RANDOM weights, seed 0, unless `--weights`; on the original, decoded and `jpeg2000` pixels,
   `--terrafm-paths` to change), and for the latent path the per-channel mean and std of the
-  4 x 4 latent grid (192). Heads: logistic regression (linear probe) and kNN (k = 5),
+  4 x 4 latent grid (192) and TerraFM's tokens from the latents through the latent adapter of
+  `benchmarks/adapter.py` (`--adapter`; no synthesis, no patch embedding). Heads: logistic regression (linear probe) and kNN (k = 5),
   both on standardised features, stratified 5-fold cross-validation over all patches (seed 0),
   mean accuracy.
 * OSCD change detection, the 14 train cities (the only ones with change masks; note that
@@ -135,6 +136,22 @@ def terrafm_model(weights: str | None) -> Any:
 
 
 _TERRAFM: Any = None
+_ADAPTER: Any = None
+#: The latent adapter `benchmarks/adapter.py` trains for tec-fp-s2l1c and random TerraFM-B (seed 0).
+RANDOM_ADAPTER = OUT.parent / "adapter_tec-fp-s2l1c_terrafm-b-random.safetensors"
+
+
+def adapter_features(terrafm: dict[str, Any], latents: list[np.ndarray], stream: Path) -> np.ndarray:
+    """Mean-pooled TerraFM tokens from latents through the adapter (checked once against a stream)."""
+    global _ADAPTER
+    import terracodec
+    from terracodec.consumers.adapter import check_adapter, latent_tokens, load_adapter, terrafm_identity
+
+    model = terrafm_model(terrafm["weights"])
+    if _ADAPTER is None:
+        _ADAPTER = load_adapter(terrafm["adapter"])
+        check_adapter(_ADAPTER, terracodec.info(str(stream)), terrafm_identity(terrafm["weights"], 0))
+    return np.stack([latent_tokens(_ADAPTER, model, y).reshape(model.dim, -1).mean(axis=1) for y in latents])
 _PIXEL_PATHS = ("decoded", "jpeg2000", "jpeg2000_payload")
 
 
@@ -176,6 +193,10 @@ def eurosat_task(paths: list[Path], x: np.ndarray, names: list[str], qualities: 
                 r[f"{kind}_bytes"].append(m["bytes"])
                 r[f"{kind}_ratio"].append(m["ratio"])
         out[q] = {"rates": r, "latent": {"stats": latent_stats(np.stack(lat))}}
+        if terrafm and terrafm.get("adapter"):
+            t0, stream = time.perf_counter(), tmp / f"eurosat_q{q}_{paths[0].parent.parent.name}_{paths[0].stem}.tec"
+            out[q]["latent"]["terrafm"] = adapter_features(terrafm, lat, stream)
+            seconds[0] += time.perf_counter() - t0
         for k in _PIXEL_PATHS:
             out[q][k] = {"stats": band_stats(px[k])}
             if terrafm and k in terrafm["paths"]:
@@ -308,6 +329,9 @@ def main() -> None:
     parser.add_argument("--terrafm-paths", default="decoded,jpeg2000",
                         help="pixel paths whose TerraFM features are computed besides the original's "
                              "(comma list of decoded, jpeg2000, jpeg2000_payload; '' for none)")
+    parser.add_argument("--adapter", default=None, metavar="PATH",
+                        help="latent adapter for TerraFM on the latent path (default without --weights: "
+                             f"{RANDOM_ADAPTER.name}; with --weights: none unless given)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/consumers)")
     args = parser.parse_args()
     if not (EUROSAT.is_dir() and OSCD.is_dir()):
@@ -326,7 +350,8 @@ def main() -> None:
     fm_paths = [k for k in args.terrafm_paths.split(",") if k]
     if set(fm_paths) - set(_PIXEL_PATHS):
         sys.exit(f"error: --terrafm-paths takes {', '.join(_PIXEL_PATHS)}")
-    terrafm = None if args.no_terrafm else {"weights": args.weights, "paths": fm_paths}
+    adapter = args.adapter or (None if args.weights or not RANDOM_ADAPTER.exists() else str(RANDOM_ADAPTER))
+    terrafm = None if args.no_terrafm else {"weights": args.weights, "paths": fm_paths, "adapter": adapter}
     start = time.perf_counter()
     # Workers fork before this process runs any torch op (OpenMP is not fork-safe once used);
     # they code (our codec and JPEG2000), compute the features and train the change heads, one
@@ -351,12 +376,14 @@ def main() -> None:
            "qualities": qualities, "quick": args.quick,
            "command": "python benchmarks/consumers.py" + (" --quick" if args.quick else "")
            + (f" --weights {args.weights}" if args.weights else "") + (" --no-terrafm" if args.no_terrafm else "")
-           + (f" --terrafm-paths {args.terrafm_paths!r}" if args.terrafm_paths != "decoded,jpeg2000" else ""),
+           + (f" --terrafm-paths {args.terrafm_paths!r}" if args.terrafm_paths != "decoded,jpeg2000" else "")
+           + (f" --adapter {args.adapter}" if args.adapter else ""),
            "terrafm": None if terrafm is None else {
                "label": f"TerraFM-B, weights {Path(args.weights).name}" if args.weights
                else "TerraFM-B with RANDOM weights (seed 0), not a trained model",
-               "paths": ["original", *fm_paths], "seconds": round(eurosat["terrafm_seconds"], 1),
-               "variants": 1 + len(fm_paths) * len(qualities)}}
+               "paths": ["original", *fm_paths, *([f"latent (adapter {Path(adapter).name})"] if adapter else [])],
+               "seconds": round(eurosat["terrafm_seconds"], 1),
+               "variants": 1 + (len(fm_paths) + bool(adapter)) * len(qualities)}}
     mid = qualities[len(qualities) // 2]
     pick = {r["path"]: r["stats_linear"] for r in eurosat["rows"] if r["quality"] in (None, mid)}
     summary = {"quality": mid, "latent_acc": pick["latent"], "pixel_acc": pick["decoded"],
