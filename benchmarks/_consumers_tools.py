@@ -121,6 +121,23 @@ def terrafm_features(model: Any, pixels: np.ndarray, band_names: Sequence[str], 
     return np.concatenate(out)
 
 
+_ADAPTERS: dict[str, Any] = {}
+
+
+def adapter_features(adapter_path: str, model: Any, weights: str | None, latents: list[np.ndarray],
+                     stream: Path) -> np.ndarray:
+    """Mean-pooled TerraFM tokens from latents through a latent adapter (checked once against
+    `stream`'s codec and this TerraFM)."""
+    import terracodec
+    from terracodec.consumers.adapter import check_adapter, latent_tokens, load_adapter, terrafm_identity
+
+    if adapter_path not in _ADAPTERS:
+        _ADAPTERS[adapter_path] = load_adapter(adapter_path)
+        check_adapter(_ADAPTERS[adapter_path], terracodec.info(str(stream)), terrafm_identity(weights, 0))
+    adapter = _ADAPTERS[adapter_path]
+    return np.stack([latent_tokens(adapter, model, y).reshape(model.dim, -1).mean(axis=1) for y in latents])
+
+
 def _cells(x: np.ndarray, nh: int, nw: int) -> np.ndarray:
     """[C, H, W] -> [C, nh, nw, 256]: the 16 x 16 cells of the top-left nh x nw grid."""
     c = x.shape[0]

@@ -4,7 +4,6 @@ trained heads, and whether they can read our latents directly.
     .venv/bin/python benchmarks/consumers.py                 # ~12 min on 2 cores
     .venv/bin/python benchmarks/consumers.py --quick         # a subset, ~2 min (results/consumers/quick/)
     .venv/bin/python benchmarks/consumers.py --weights terrafm_b.pth   # a published TerraFM-B checkpoint
-    .venv/bin/python benchmarks/consumers.py --no-terrafm
 
 Every feature path goes through the public API as a user's would: `terracodec.encode` of the
 GeoTIFFs into a `.tec` file (model `tec-fp-s2l1c`, the 13-band L1C codec, at each of its
@@ -74,8 +73,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, SHARED_DATA, cpu_name  # noqa: E402
 from _consumers_tools import (  # noqa: E402
-    CELL, band_stats, bpppb, cell_labels, cell_latent_features, cell_pixel_features, change_cnn,
-    change_logreg, city_folds, classify_cv, latent_stats, match_rate, terrafm_features, write_outputs,
+    CELL, adapter_features, band_stats, bpppb, cell_labels, cell_latent_features, cell_pixel_features,
+    change_cnn, change_logreg, city_folds, classify_cv, latent_stats, match_rate, terrafm_features,
+    write_outputs,
 )
 
 MODEL = "tec-fp-s2l1c"
@@ -89,9 +89,12 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _init_worker() -> None:
+def _one_thread() -> None:
+    """One BLAS / OpenMP / torch thread: beside the workers more only contend (lbfgs ~15x slower)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1)
     torch.set_num_threads(1)
 
 
@@ -136,22 +139,8 @@ def terrafm_model(weights: str | None) -> Any:
 
 
 _TERRAFM: Any = None
-_ADAPTER: Any = None
 #: The latent adapter `benchmarks/adapter.py` trains for tec-fp-s2l1c and random TerraFM-B (seed 0).
 RANDOM_ADAPTER = OUT.parent / "adapter_tec-fp-s2l1c_terrafm-b-random.safetensors"
-
-
-def adapter_features(terrafm: dict[str, Any], latents: list[np.ndarray], stream: Path) -> np.ndarray:
-    """Mean-pooled TerraFM tokens from latents through the adapter (checked once against a stream)."""
-    global _ADAPTER
-    import terracodec
-    from terracodec.consumers.adapter import check_adapter, latent_tokens, load_adapter, terrafm_identity
-
-    model = terrafm_model(terrafm["weights"])
-    if _ADAPTER is None:
-        _ADAPTER = load_adapter(terrafm["adapter"])
-        check_adapter(_ADAPTER, terracodec.info(str(stream)), terrafm_identity(terrafm["weights"], 0))
-    return np.stack([latent_tokens(_ADAPTER, model, y).reshape(model.dim, -1).mean(axis=1) for y in latents])
 _PIXEL_PATHS = ("decoded", "jpeg2000", "jpeg2000_payload")
 
 
@@ -195,7 +184,8 @@ def eurosat_task(paths: list[Path], x: np.ndarray, names: list[str], qualities: 
         out[q] = {"rates": r, "latent": {"stats": latent_stats(np.stack(lat))}}
         if terrafm and terrafm.get("adapter"):
             t0, stream = time.perf_counter(), tmp / f"eurosat_q{q}_{paths[0].parent.parent.name}_{paths[0].stem}.tec"
-            out[q]["latent"]["terrafm"] = adapter_features(terrafm, lat, stream)
+            out[q]["latent"]["terrafm"] = adapter_features(terrafm["adapter"], terrafm_model(terrafm["weights"]),
+                                                           terrafm["weights"], lat, stream)
             seconds[0] += time.perf_counter() - t0
         for k in _PIXEL_PATHS:
             out[q][k] = {"stats": band_stats(px[k])}
@@ -358,12 +348,13 @@ def main() -> None:
     # thread each; this process fits the EuroSAT heads meanwhile.
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="tec-consumers-") as tmp, \
-            ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_init_worker) as pool:
+            ProcessPoolExecutor(WORKERS, mp_context=context, initializer=_one_thread) as pool:
         chunks = np.array_split(np.arange(len(paths)), 2 * WORKERS)
         eu_futures = [pool.submit(eurosat_task, [paths[i] for i in c], x[c], names, qualities, Path(tmp), terrafm)
                       for c in chunks]
         big_first = sorted(cities, key=lambda c: -(OSCD / c / "img1_10m.tif").stat().st_size)
         oscd_futures = {c: pool.submit(oscd_task, c, qualities, Path(tmp)) for c in big_first}
+        _one_thread()  # after the fork: this process now fits the EuroSAT heads
         eurosat = run_eurosat(eurosat_data, eu_futures, qualities)
         t_eurosat = time.perf_counter() - start
         oscd = run_oscd(cities, [oscd_futures[c] for c in cities], qualities, pool)
