@@ -141,16 +141,23 @@ def load_state(model: torch.nn.Module, state: Mapping[str, Tensor], source: str)
 
 
 # --------------------------------------------------------------------------- TerraCodec v1
-def read_v1_state_dict(path: str | Path | Any) -> dict[str, Tensor]:
-    """State dict of a TerraCodec v1 `.pt` file (or file object): prefix stripped, keys updated."""
+def read_pt(path: str | Path | Any) -> Any:
+    """A `.pt` file (or file object) read with `torch.load(weights_only=True)`: tensors and plain
+    containers only, any other pickled object refused; a one-line ModelError otherwise."""
     source = str(path) if isinstance(path, (str, Path)) else "checkpoint"
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelError(f"no such checkpoint: {source}") from None
     except Exception as exc:  # unpickling refused, not a zip, truncated, ...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{source} is not a readable PyTorch checkpoint: {message}") from None
+
+
+def read_v1_state_dict(path: str | Path | Any) -> dict[str, Tensor]:
+    """State dict of a TerraCodec v1 `.pt` file (or file object): prefix stripped, keys updated."""
+    source = str(path) if isinstance(path, (str, Path)) else "checkpoint"
+    raw = read_pt(path)
     if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
         raw = raw["state_dict"]  # a Lightning checkpoint
     if not isinstance(raw, Mapping) or not raw or not all(
@@ -174,5 +181,5 @@ def shape_of(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, .
     return tuple(state[key].shape)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "derived_keys", "load_state", "read_config", "read_v1_state_dict",
+__all__ = ["FORMAT", "FORMAT_VERSION", "derived_keys", "load_state", "read_config", "read_pt", "read_v1_state_dict",
            "read_weights", "save_pretrained", "shape_of", "stem"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor
 
 from terracodec.errors import ModelError
+from terracodec.weights import read_pt
 
 #: Wrapper keys tried in order when a checkpoint is a dict of dicts.
 WRAPPERS = ("state_dict", "model", "teacher", "student", "encoder")
@@ -37,12 +37,7 @@ def _read(path: Path) -> Any:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"{path} is not a readable safetensors file: {exc}") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refused, not a zip, truncated, ...
-        text = str(exc).strip()
-        message = text.splitlines()[0] if text else type(exc).__name__
-        raise ModelError(f"{path} is not a readable PyTorch checkpoint: {message}") from None
+    return read_pt(path)
 
 
 def read_checkpoint(path: str | Path, *, wrappers: tuple[str, ...] = WRAPPERS) -> dict[str, Tensor]:

@@ -100,7 +100,7 @@ def embed_tessera(source: Any, header: StreamHeader, selected: list[int], path: 
                   weights: Any, device: str | None, s1_asc: Any, s1_desc: Any, seed: int | None,
                   s1_weights: Any = None) -> list[Path]:
     from terracodec.api.decoding import decode
-    from terracodec.consumers.frames import frame_offset
+    from terracodec.consumers.frames import file_band_names, frame_offset, nodata_pixels
     from terracodec.consumers.tessera_inputs import embed_grid, tessera_inputs
     from terracodec.io.writer import RasterWriter
 
@@ -111,21 +111,15 @@ def embed_tessera(source: Any, header: StreamHeader, selected: list[int], path: 
     desc = load_s1(s1_desc, header.grid, "--s1-desc", s1_weights)
     model = _model(weights, seed, device)
     decoded = decode(source, frames=selected)
-    names = header.codec.band_names or []
     dn, valid, bands = [], [], None
     for k, i in enumerate(selected):
         frame = header.frames[i]
-        file_names: list[str | None] = [None] * decoded.pixels.shape[1]
-        for m, j in enumerate(frame.band_order):
-            if j >= 0 and m < len(names):
-                file_names[j] = names[m]
+        file_names = file_band_names(header, i)
         bands = bands or file_names
         if file_names != bands:
             raise InputError("TESSERA needs every frame's bands in one order")
         values = decoded.pixels[k].astype(np.float64)
-        nodata = frame.meta.nodata
-        valid.append(~(np.isnan(values) if nodata is not None and np.isnan(nodata)
-                       else values == nodata if nodata is not None else np.zeros_like(values, bool)).any(0))
+        valid.append(~nodata_pixels(values, frame.meta.nodata))
         dn.append(values * frame.dn_scale)
     # nodata=0 as well: Sentinel-2's own nodata value, which TESSERA's public code treats as invalid
     inputs = tessera_inputs(np.stack(dn), bands, decoded.timestamps, nodata=0, valid=np.stack(valid),

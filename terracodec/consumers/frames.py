@@ -42,16 +42,31 @@ def frame_offset(header: StreamHeader, frame: int) -> float:
     return 0.0
 
 
+def file_band_names(header: StreamHeader, frame: int) -> list[str | None]:
+    """The S2 name of each band of the decoded frame (in the file's order), from the stream's
+    model band names through the frame's `band_order`; None for a band the model does not name."""
+    names = header.codec.band_names or []
+    out: list[str | None] = [None] * header.grid.count
+    for k, j in enumerate(header.frames[frame].band_order):
+        if j >= 0 and k < len(names):  # -1: a model band the frame lacks (band-subset coding)
+            out[j] = names[k]
+    return out
+
+
 def band_indices(header: StreamHeader, frame: int, wanted: tuple[str, ...], who: str) -> list[int]:
     """Indices (in the decoded frame) of the `wanted` S2 bands, or InputError naming the missing."""
-    names = header.codec.band_names or []
-    order = header.frames[frame].band_order
-    # -1: a model band the frame lacks (band-subset coding)
-    by_name = {n.upper(): order[k] for k, n in enumerate(names) if k < len(order) and order[k] >= 0}
+    by_name = {n.upper(): j for j, n in enumerate(file_band_names(header, frame)) if n is not None}
     missing = [b for b in wanted if b.upper() not in by_name]
     if missing:
         raise InputError(f"{who} reads bands {', '.join(wanted)}; the stream lacks {', '.join(missing)}")
     return [by_name[b.upper()] for b in wanted]
+
+
+def nodata_pixels(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """[H, W] True where any band of `values` [C, H, W] is the frame's nodata (NaN included)."""
+    if nodata is None:
+        return np.zeros(values.shape[1:], bool)
+    return np.isnan(values).any(0) if np.isnan(nodata) else (values == nodata).any(0)
 
 
 @dataclass
@@ -70,14 +85,12 @@ def frame_input(
     if normalization not in NORMALIZATIONS:
         raise InputError(f"unknown normalization {normalization!r} (one of {', '.join(NORMALIZATIONS)})")
     picked = pixels[band_indices(header, frame, wanted, who)].astype(np.float64)
-    nodata_value = header.frames[frame].meta.nodata
-    nodata = np.zeros(picked.shape[1:], bool)
-    if nodata_value is not None:
-        nodata = np.isnan(picked).any(0) if np.isnan(nodata_value) else (picked == nodata_value).any(0)
+    nodata = nodata_pixels(picked, header.frames[frame].meta.nodata)
     dn = picked * header.frames[frame].dn_scale - frame_offset(header, frame)
     values = dn / 10000.0 if normalization == "reflectance" else dn
     values[:, nodata] = 0.0
     return ModelInput(values.astype(np.float32), nodata)
 
 
-__all__ = ["ModelInput", "NORMALIZATIONS", "band_indices", "frame_input", "frame_offset", "level_of"]
+__all__ = ["ModelInput", "NORMALIZATIONS", "band_indices", "file_band_names", "frame_input", "frame_offset",
+           "level_of", "nodata_pixels"]

@@ -33,10 +33,10 @@ from terracodec.consumers.tessera import (
     S1_MEAN, S1_STD, S2_BANDS, S2_MEAN, S2_STD, PixelSeries, TesseraV1, embed_pixels, standardise,
 )
 from terracodec.errors import InputError
+from terracodec.presets import BASELINE_OFFSET
 
 #: TESSERA's rule for the +1000 DN offset: frames dated after this day carry it.
 OFFSET_AFTER = date(2022, 1, 25)
-BASELINE_OFFSET = 1000.0
 #: Units `s1_series` converts from: backscatter in dB, linear power, or TESSERA's own unit.
 S1_UNITS = ("db", "linear", "tessera")
 
