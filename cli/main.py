@@ -107,7 +107,7 @@ def info(source: str, as_json: bool) -> None:
         *([f"               {d['model_description']}"] if d.get("model_description") else []),
         f"normalisation  {d['normalization'] or 'custom'}",
         *([f"coded on       {d['coder_platform']} ("
-           + ("exact entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] == "exact-v1"
+           + ("portable entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] in ("exact-v1", "int8-v2")
               else "float entropy path: decodes bit-exactly only there)")]
           if d.get("coder_platform") else []),
         f"bytes          {d['bytes']}",

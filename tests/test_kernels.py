@@ -8,12 +8,10 @@ directly when the whole session already interprets. Tensors stay tiny: the inter
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from _interp import run_interpreted
 
 from terracodec.errors import InputError
 from terracodec.kernels import _dispatch
@@ -48,15 +46,7 @@ def test_dispatch_rules():
 @pytest.mark.slow
 @pytest.mark.skipif(INTERPRETING or not _dispatch.triton_available(), reason="child process")
 def test_kernels_in_child_process():
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:xdist", "-p", "no:cacheprovider",
-         "-k", "interp", str(Path(__file__).resolve())],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "skipped" not in result.stdout.split("\n")[-2]
+    run_interpreted(__file__)
 
 
 # ---------------------------------------------------------------------- GDN

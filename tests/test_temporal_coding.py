@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from _tinytt import frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.temporal import TemporalState
+from terracodec.temporal.entropy_paths import CURRENT_PATH
 from terracodec.entropy.rans import rans_encode
 from terracodec.entropy.rans_stream import varint_decode, varint_encode
 from terracodec.temporal.coding import _subtable, decode_symbols, encode_symbols
@@ -71,7 +72,8 @@ def test_sequence_round_trip_matches_forward() -> None:
         assert len(payloads) == 2
         latents, _ = model.decode_latent_frames(payloads, 64, 128, dec)
         x_hat, dec = model.decode_frames(payloads, 64, 128, dec)
-        assert float((x_hat - out["x_hat"][:, t]).abs().max()) < 1e-5
+        # the decoder features feeding synthesis come from the int8 path: close, not equal
+        assert float((x_hat - out["x_hat"][:, t]).abs().max()) < 1e-3
         bits = sum(len(p) for p in payloads) * 8
         estimate = float(-torch.log2(out["likelihoods"]["y"][t]).sum())
         assert 0.9 * estimate < bits < 1.3 * estimate + 16 * 16 * 8 * 2
@@ -251,7 +253,7 @@ def test_step_by_step_encoding_codes_the_same_streams() -> None:
             tasks, finish = model._context_tasks(state)
             context = finish([task() for task in tasks])
             y = model.analysis(x[t])
-            coder = model._coder(exact=True)[0]  # what streams are coded with (the state's path)
+            coder = model._coder(CURRENT_PATH)[0]  # what streams are coded with (the state's path)
             streams, y_hat, features = coding.encode_frame(coder, y, context)
             windows = current_windows(y, 4)
             tiles = [slice(0, 2), slice(2, 4)]

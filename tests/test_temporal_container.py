@@ -93,17 +93,17 @@ def test_decode_latents_of_an_image_stream() -> None:
     assert lat.features is None and np.isfinite(lat.y_hat).all()
 
 
-def test_streams_use_the_exact_path_and_a_bad_frame_is_refused(model, monkeypatch) -> None:
-    """TT streams are coded with the exact entropy path (`exact-v1`, portable: tests/
+def test_streams_use_the_portable_path_and_a_bad_frame_is_refused(model, monkeypatch) -> None:
+    """TT streams are coded with the integer entropy path (`int8-v2`, portable: tests/
     test_exact_tt.py); a frame whose parameters do not reproduce is refused, and the error does
     not blame the platform (legacy float streams do: tests/test_exact_tt.py)."""
     from terracodec.errors import CorruptStreamError
     from terracodec.temporal.entropy_model import TemporalEntropyModel
-    from terracodec.temporal.exact_layers import EXACT_PATH
+    from terracodec.temporal.entropy_paths import CURRENT_PATH
 
     stream = terracodec.encode(_stack(t=2, h=64, w=64), model=model, tile_size=64,
                                band_names=["B02", "B03", "B04", "B08"])
-    assert terracodec.info(stream)["coder_platform"] == EXACT_PATH
+    assert terracodec.info(stream)["coder_platform"] == CURRENT_PATH == "int8-v2"
     step = TemporalEntropyModel.step
 
     def other_rounding(self, previous, cache):

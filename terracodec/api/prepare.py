@@ -142,10 +142,10 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
         ), stacklevel=3)
     kind = kind_of(codec)
     coded_on = ""
-    if kind == "temporal":  # streams are coded with the exact entropy path: they decode anywhere
-        from terracodec.temporal.exact_layers import EXACT_PATH
+    if kind == "temporal":  # streams are coded with a portable entropy path: they decode anywhere
+        from terracodec.temporal.entropy_paths import CURRENT_PATH
 
-        coded_on = EXACT_PATH
+        coded_on = CURRENT_PATH
     to_hash = getattr(codec, "weights_hash", None)
     multiple = int(codec.multiple)
     header = StreamHeader(

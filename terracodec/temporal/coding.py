@@ -49,11 +49,12 @@ Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 * The last step, parameters -> table row and integer centre, is exact integer/IEEE arithmetic
   (`LocationScaleGaussianConditional.quantize_parameters`).
 
-Scope: streams are coded with the exact twin of the entropy model (`exact_layers.to_exact`,
-chosen by `codec.coder_platform = "exact-v1"`), whose every result is the same bits on every
-machine; the row-locality and one-thread rules above then only matter for streams written
-before it (float32 path, recorded with the platform that coded them:
-`coder_platform()`), which decode bit-exactly only there.
+Scope: streams are coded with a portable twin of the entropy model (`entropy_paths`: `int8-v2`
+now, `exact-v1` before), whose every result is the same bits on every machine; the row-locality,
+padding and one-thread rules above then only matter for streams written before them (float32
+path, recorded with the platform that coded them: `coder_platform()`), which decode bit-exactly
+only there. A portable twin's decoder steps need no padding and share a step's windows among
+all threads (`_autoregress`).
 
 Speed: a decoder step is ~100 small operations on a few rows; it runs as chunks of
 `STEP_WINDOWS` windows on `parallel.run_tasks`' threads, as does everything else.
@@ -74,7 +75,7 @@ from terracodec.entropy.location_scale import LocationScaleGaussianConditional
 from terracodec.entropy.rans import rans_decode, rans_encode
 from terracodec.errors import CorruptStreamError
 from terracodec.temporal.entropy_model import TemporalEntropyModel
-from terracodec.parallel import chunks, run_tasks
+from terracodec.parallel import budget, chunks, run_tasks
 from terracodec.temporal.transformer import DecoderCache
 
 StepCoder = Callable[[int, Tensor, Tensor], Tensor]
@@ -194,8 +195,12 @@ def _autoregress(model: TemporalEntropyModel, context: FrameContext, windows: in
     GEMM's reduction between threads, and then a row's sums depend on the thread count
     (measured on a 16-core host: a 1024x1024 frame of the published model, decoded with 16
     threads, did not match its single-threaded encoder)."""
-    parts = chunks(windows, STEP_WINDOWS)
-    caches = [model.start_cache(context.rows(s), s.stop - s.start) for s in parts]
+    portable = bool(getattr(model, "portable_path", ""))
+    # A portable twin's rows are exact whatever the kernel: no padding, and the windows are
+    # shared among the threads at every size (a float model's chunks must not depend on them).
+    size = -(-windows // budget()) if portable else STEP_WINDOWS
+    parts = chunks(windows, size)
+    caches = [model.start_cache(context.rows(s), s.stop - s.start, pad=not portable) for s in parts]
     token, features = None, []
     for t in range(model.seq_len_dec):
         outs = run_tasks([

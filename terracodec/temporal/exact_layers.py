@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -127,27 +127,42 @@ class ExactWindowAttention(WindowAttention):
 
 def to_exact(model: nn.Module) -> nn.Module:
     """An exact twin of a TEC-TT entropy model (a deep copy; the model is left as it is)."""
+    return build_twin(model, _exact_layer, ExactWindowAttention)
+
+
+def _exact_layer(child: nn.Module) -> Optional[nn.Module]:
+    if isinstance(child, nn.Linear):
+        return ExactLinear(child)
+    if isinstance(child, nn.LayerNorm):
+        return ExactLayerNorm(child)
+    if isinstance(child, nn.GELU):
+        return ExactGELU()
+    return None
+
+
+def build_twin(model: nn.Module, replace: Callable[[nn.Module], Optional[nn.Module]],
+               attention: type) -> nn.Module:
+    """A deep copy of `model` in float64 (its integer buffers stay integers) whose modules are
+    swapped by `replace(module)` (None: kept, and its children visited) and whose
+    `WindowAttention`s become `attention` (a subclass: same state, another core)."""
     with torch.inference_mode(False), torch.no_grad():
         twin = copy.deepcopy(model).cpu().eval()
-        _swap(twin)
+        _swap(twin, replace, attention)
         twin.double()
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin
 
 
-def _swap(module: nn.Module) -> None:
+def _swap(module: nn.Module, replace: Callable[[nn.Module], Optional[nn.Module]], attention: type) -> None:
     for name, child in list(module.named_children()):
-        if isinstance(child, nn.Linear):
-            setattr(module, name, ExactLinear(child))
-        elif isinstance(child, nn.LayerNorm):
-            setattr(module, name, ExactLayerNorm(child))
-        elif isinstance(child, nn.GELU):
-            setattr(module, name, ExactGELU())
-        else:
-            if type(child) is WindowAttention:
-                child.__class__ = ExactWindowAttention  # same state, exact attention
-            _swap(child)
+        new = replace(child)
+        if new is not None:
+            setattr(module, name, new)
+            continue
+        if type(child) is WindowAttention:
+            child.__class__ = attention
+        _swap(child, replace, attention)
 
 
-__all__ = ["EXACT_PATH", "ExactGELU", "ExactLayerNorm", "ExactLinear", "ExactWindowAttention", "to_exact"]
+__all__ = ["EXACT_PATH", "build_twin", "ExactGELU", "ExactLayerNorm", "ExactLinear", "ExactWindowAttention", "to_exact"]

@@ -41,7 +41,7 @@ from terracodec.models.payload import pack_streams
 from terracodec.parallel import chunks, run_tasks
 from terracodec.registry import register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
-from terracodec.temporal.exact_layers import EXACT_PATH
+from terracodec.temporal.entropy_paths import CURRENT_PATH, is_portable, portable_twin
 from terracodec.temporal.transforms import Dequantizer, PadToken, Transform
 
 PUBLISHED = {
@@ -70,9 +70,9 @@ class TemporalState:
     frames: int = 0
     tiles: int = 0
     latent_size: tuple[int, int] = (0, 0)
-    #: The stream's `codec.coder_platform`: `EXACT_PATH` (the exact entropy path, portable; the
+    #: The stream's `codec.coder_platform`: a portable entropy path (`entropy_paths`; the
     #: default) or, for streams written before it, the platform whose float path coded them.
-    coded_on: str = EXACT_PATH
+    coded_on: str = CURRENT_PATH
 
 
 @register_architecture("tec-tt")
@@ -147,32 +147,30 @@ class TemporalCodec(Codec):
             return self.entropy_model.joint_context([self.start_context()])
         return self._start_memory()  # cached (no gradient needed, and the coder is this model)
 
-    def _coder(self, exact: bool = False) -> tuple[TemporalEntropyModel, Tensor]:
+    def _coder(self, path: str = "") -> tuple[TemporalEntropyModel, Tensor]:
         """The entropy model and pad latent that code streams, always on the CPU.
 
-        `exact`: the exact twin (`terracodec.temporal.exact_layers.to_exact`), which computes the
-        same bits on every machine: what streams are coded with (`codec.coder_platform` =
-        `EXACT_PATH`). Otherwise the float model, for streams written before the exact path
+        `path`: a portable entropy path (`terracodec.temporal.entropy_paths`), whose twin
+        computes the same bits on every machine: what streams are coded with (`codec.
+        coder_platform`). "": the float model, for streams written before the portable paths
         (they decode only on the platform that coded them): float GEMMs on a GPU are not even
         row-invariant, so a model moved to a GPU keeps a CPU copy of it. Copies are refreshed
         when a weight changes."""
         em, pad = self.entropy_model, self._temporal_pad_token_maker.weight
-        if pad.device.type == "cpu" and not exact:
+        if pad.device.type == "cpu" and not path:
             return em, pad
         params = [pad, *em.parameters(), *em.buffers()]
         key = tuple((p.data_ptr(), p._version) for p in params)
-        attr = "_exact_coder_cache" if exact else "_cpu_coder_cache"
-        cached = getattr(self, attr, None)
+        caches = self.__dict__.setdefault("_coder_caches", {})
+        cached = caches.get(path)
         if cached is None or cached[0] != key:
             with torch.inference_mode(False), torch.no_grad():  # normal tensors: versions tracked
-                if exact:
-                    from terracodec.temporal.exact_layers import to_exact
-
-                    coder, pad_copy = to_exact(em), pad.detach().cpu().clone().double()
+                if path:
+                    coder, pad_copy = portable_twin(path, em), pad.detach().cpu().clone().double()
                 else:
                     coder, pad_copy = copy.deepcopy(em).cpu().eval(), pad.detach().cpu().clone()
             cached = (key, coder, pad_copy)
-            setattr(self, attr, cached)
+            caches[path] = cached
         return cached[1], cached[2]
 
     def _context_tasks(self, state: TemporalState) -> tuple[list[Callable[[], Any]], Callable[[list], Any]]:
@@ -181,10 +179,10 @@ class TemporalCodec(Codec):
         state's pending latent in place (as `memory` does)."""
         from terracodec.temporal.coding import FrameContext, context_tasks
 
-        exact = _is_exact(state)
-        em, _ = self._coder(exact)
+        path = _portable_path(state)
+        em, _ = self._coder(path)
         if state.pending is None and not state.encoded:
-            first = run_tasks([lambda: em.memory_keys_values(self._start_memory(exact))])[0]
+            first = run_tasks([lambda: em.memory_keys_values(self._start_memory(path))])[0]
             return [], lambda _: FrameContext(first)
         windows = None
         if state.pending is not None:
@@ -208,18 +206,18 @@ class TemporalCodec(Codec):
                  for s in chunks(y_hat.shape[0], 1)]
         return torch.cat(run_tasks(tasks)).float()
 
-    def _start_memory(self, exact: bool = False) -> Tensor:
+    def _start_memory(self, path: str = "") -> Tensor:
         """The first frame's memory depends on the weights only: computed once (one window,
         broadcast) by the coding entropy model, recomputed when a weight changes."""
-        em, pad = self._coder(exact)
+        em, pad = self._coder(path)
         params = [pad, *em.parameters(), *em.buffers()]
         key = tuple((p.data_ptr(), p._version, p.device) for p in params)
-        attr = "_exact_start_memory_cache" if exact else "_start_memory_cache"
-        cached = getattr(self, attr, None)
+        memories = self.__dict__.setdefault("_start_memory_caches", {})
+        cached = memories.get(path)
         if cached is None or cached[0] != key:
             # one intra-op thread, as every GEMM of the coding path (`terracodec.temporal.coding`)
             cached = (key, run_tasks([lambda: em.joint_context([self._encode_pad(em, pad)])])[0])
-            setattr(self, attr, cached)
+            memories[path] = cached
         return cached[1]
 
     def advance(self, state: TemporalState, y_hat: Tensor) -> TemporalState:
@@ -273,7 +271,7 @@ class TemporalCodec(Codec):
             return self.analysis(x.to(self.device, torch.float32)).cpu()
 
         results = run_tasks([analysis, *tasks])  # the transform beside the context encoders
-        streams, y_hat, _ = encode_frame(self._coder(_is_exact(state))[0], results[0], finish(results[1:]))
+        streams, y_hat, _ = encode_frame(self._coder(_portable_path(state))[0], results[0], finish(results[1:]))
         payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
         return payloads, self.advance(state, y_hat)
 
@@ -290,8 +288,8 @@ class TemporalCodec(Codec):
         streams = self._unpack_all(data, height, width)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(state)
-        y_hat, features = decode_frame(self._coder(_is_exact(state))[0], streams, finish(run_tasks(tasks)), shape)
-        y_hat = y_hat.float()  # integers: exact in float32 (the exact path decodes in float64)
+        y_hat, features = decode_frame(self._coder(_portable_path(state))[0], streams, finish(run_tasks(tasks)), shape)
+        y_hat = y_hat.float()  # integers: exact in float32 (the portable paths decode in float64)
         return {"y_hat": y_hat, "features": features.float()}, self.advance(state, y_hat)
 
     @torch.no_grad()
@@ -328,7 +326,7 @@ class TemporalCodec(Codec):
             )
 
     # ----------------------------------------------------------------- the sequence protocol
-    def start_state(self, coded_on: str = EXACT_PATH) -> TemporalState:
+    def start_state(self, coded_on: str = CURRENT_PATH) -> TemporalState:
         """A tile's state before its first frame; `coded_on`: the stream's coder platform."""
         return TemporalState(coded_on=coded_on)
 
@@ -358,9 +356,9 @@ class TemporalCodec(Codec):
         return self.dequantize(y_hat.float(), features.float())[0]
 
 
-def _is_exact(state: TemporalState) -> bool:
-    """Whether a stream's entropy parameters come from the exact path (`EXACT_PATH`)."""
-    return state.coded_on == EXACT_PATH
+def _portable_path(state: TemporalState) -> str:
+    """The stream's portable entropy path, or "" for the float path of older streams."""
+    return state.coded_on if is_portable(state.coded_on) else ""
 
 
 @contextmanager
@@ -373,7 +371,7 @@ def _platform_hint(state: TemporalState) -> Iterator[None]:
         from terracodec.temporal.coding import coder_platform
 
         here = coder_platform()
-        if not state.coded_on or state.coded_on == here or _is_exact(state):
+        if not state.coded_on or state.coded_on == here or is_portable(state.coded_on):
             raise
         raise CorruptStreamError(
             f"{exc}. This TEC-TT stream was coded on '{state.coded_on}', this machine is "

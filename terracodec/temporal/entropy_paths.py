@@ -1,0 +1,44 @@
+"""The portable entropy-parameter paths of TEC-TT, by the name a stream records
+(`codec.coder_platform`): each turns the float entropy model into a twin that computes the same
+bits on every machine. New streams use `CURRENT_PATH`; every older path stays decodable.
+
+    "exact-v1"  float64 GEMMs of 20-bit integer mantissas (`exact_layers.to_exact`)
+    "int8-v2"   int8 x int8 -> int32 GEMMs, integer attention (`integer_layers.to_integer`)
+
+Any other non-empty value names the CPU and torch build whose float32 path coded a stream
+written before the portable paths; such streams decode bit-exactly only there.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+#: What new TEC-TT streams are coded with.
+CURRENT_PATH = "int8-v2"
+
+
+def _builders() -> dict[str, Callable[[nn.Module], nn.Module]]:
+    from terracodec.temporal.exact_layers import EXACT_PATH, to_exact
+    from terracodec.temporal.integer_layers import INTEGER_PATH, to_integer
+
+    return {EXACT_PATH: to_exact, INTEGER_PATH: to_integer}
+
+
+def is_portable(coded_on: str) -> bool:
+    """Whether a stream's `coder_platform` names a portable path (it decodes anywhere)."""
+    return coded_on in ("exact-v1", "int8-v2")
+
+
+def portable_twin(coded_on: str, model: nn.Module) -> nn.Module:
+    """The twin of the entropy model `model` for the portable path `coded_on`."""
+    builders = _builders()
+    if coded_on not in builders:
+        raise ValueError(f"unknown portable entropy path {coded_on!r}")
+    twin = builders[coded_on](model)
+    twin.portable_path = coded_on  # coding needs no row padding for it (`coding._autoregress`)
+    return twin
+
+
+__all__ = ["CURRENT_PATH", "is_portable", "portable_twin"]
