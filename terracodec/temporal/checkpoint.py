@@ -70,7 +70,9 @@ def infer_tt_config(
     heads = int(num_heads) if num_heads is not None else 16
     if d_model % heads:
         raise ModelError(f"{source}: d_model {d_model} is not divisible by {heads} heads")
-    return {
+    # FlexTEC (latent repacking) carries its two mask tokens; nothing else differs
+    flextec = {"latent_repacking": True} if "entropy_model.mask_token" in state else {}
+    return flextec | {
         "arch": "tec-tt",
         "bands": bands,
         "latent_channels": int(channels),
@@ -172,7 +174,8 @@ def _build(state: Mapping[str, Tensor], config: dict[str, Any], source: str) -> 
 
 register_checkpoint_kind(CheckpointKind(
     "terracodec-v1-tt", "TerraCodec v1 TEC-TT (temporal transformer)", _recognise, _build,
-    lambda config: "tec-tt-l1c" if config.get("bands") == 13 else "tec-tt"))
+    lambda config: "tec-flextec" if config.get("latent_repacking") else
+    "tec-tt-l1c" if config.get("bands") == 13 else "tec-tt"))
 
 __all__ = [
     "infer_tt_config", "load_tt_checkpoint", "tt_from_v1_state", "tt_model_from_state", "is_tt_state_dict",

@@ -226,15 +226,23 @@ def _predict_window_chunks(
     return means, scales, features
 
 
+def predicted_token(means: Tensor) -> Tensor:
+    """A token that is not sent (step >= k of a repacked stream): round(mean), on both sides."""
+    return torch.round(means) + 0.0  # + 0.0: no negative zeros
+
+
 def _encode_steps(
-    model: TemporalEntropyModel, windows: Tensor, context: FrameContext, tiles: list[slice]
+    model: TemporalEntropyModel, windows: Tensor, context: FrameContext, tiles: list[slice], k: int = 16,
 ) -> tuple[list[list[bytes]], Tensor, Tensor]:
-    """Step-by-step encoding, as the decoder decodes: (streams, tokens, features)."""
+    """Step-by-step encoding, as the decoder decodes: (streams of steps < k, tokens, features)."""
     streams: list[list[bytes]] = []
     tokens: list[Tensor] = []
     n = windows.shape[0]
 
     def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
+        if t >= k:
+            tokens.append(predicted_token(means).to(windows.dtype))
+            return tokens[-1]
         symbols, rows, centres = model.bottleneck.quantize_parameters(windows[:, t], scales, means)
         streams.append([encode_symbols(model.bottleneck, symbols[s], rows[s]) for s in tiles])
         tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype))
@@ -245,14 +253,19 @@ def _encode_steps(
 
 
 def encode_frame(
-    model: TemporalEntropyModel, y: Tensor, context: FrameContext
+    model: TemporalEntropyModel, y: Tensor, context: FrameContext, k: Optional[int] = None,
 ) -> tuple[list[list[bytes]], Tensor, Tensor]:
-    """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`)."""
+    """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`).
+    `k` (repacked models): steps sent; the others are `predicted_token`s, coded as 0 bits."""
     model.bottleneck.update()
     b, _, h, w = y.shape
     windows = model.tokenizer.current(y)
     per_tile = windows.shape[0] // b
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
+    k = model.seq_len_dec if k is None else k
+    if k < model.seq_len_dec:  # predicted tokens depend on the ones before: step by step
+        streams, coded, features = _encode_steps(model, windows, context, tiles, k)
+        return streams, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
     tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
     means, scales, features = _predict_window_chunks(model, tokens, context)
     with _threads_for_rows(windows.shape[0]):  # the coder runs on the CPU (TemporalCodec._coder)
@@ -273,17 +286,22 @@ def decode_frame(
     model: TemporalEntropyModel, streams: Sequence[Sequence[bytes]], context: FrameContext,
     shape: tuple[int, int, int, int],
 ) -> tuple[Tensor, Tensor]:
-    """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`)."""
+    """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`); k = the
+    number of steps in `streams`."""
     model.bottleneck.update()
     b, c, h, w = shape
     per_tile = model.tokenizer.windows(h, w)
     n = b * per_tile
-    if len(streams) != model.seq_len_dec or any(len(s) != b for s in streams):
+    k = len(streams)
+    if not 0 <= k <= model.seq_len_dec or any(len(s) != b for s in streams):
         raise CorruptStreamError("corrupt TEC-TT payload: wrong number of streams")
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
     tokens: list[Tensor] = []
 
     def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
+        if t >= k:
+            tokens.append(predicted_token(means))
+            return tokens[-1]
         _, rows, centres = model.bottleneck.quantize_parameters(None, scales, means)
         symbols = torch.cat(
             [decode_symbols(model.bottleneck, streams[t][i], rows[s]) for i, s in enumerate(tiles)]

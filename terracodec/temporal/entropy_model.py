@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from terracodec.entropy.location_scale import LocationScaleGaussianConditional
 from terracodec.temporal.transformer import MIN_ROWS, DecoderCache, Transformer, pad_rows
+from terracodec.temporal.repacking import RepackingTokenizer
 from terracodec.temporal.windows import WindowTokenizer
 
 LATENT_SCALE = 35.0  # latents are divided by this before embedding (TerraCodec v1)
@@ -111,9 +112,13 @@ class TemporalEntropyModel(nn.Module):
         num_heads: int = 16,
         mlp_expansion: int = 4,
         dropout: float = 0.0,
+        latent_repacking: bool = False,
     ) -> None:
         super().__init__()
-        self.tokenizer = WindowTokenizer(window_context, window_current)
+        # FlexTEC (`repacking`): token j carries channel slice j; streams may stop after k tokens
+        self.latent_repacking = latent_repacking
+        tokenizer = RepackingTokenizer if latent_repacking else WindowTokenizer
+        self.tokenizer = tokenizer(window_context, window_current)
         if context_len < 1:
             raise ValueError("context_len must be at least 1")
         n_sep, n_joint, n_dec = (int(n) for n in layers)
@@ -136,6 +141,9 @@ class TemporalEntropyModel(nn.Module):
         )
         self.mean_head = _head(d_model, num_channels)
         self.scale_head = _head(d_model, num_channels)
+        if latent_repacking:  # FlexTEC's training stand-ins for tokens >= k (never used in coding)
+            self.mask_token = nn.Parameter(torch.empty(num_channels).uniform_(-1.0, 1.0))
+            self.z_cur_mask_token = nn.Parameter(torch.empty(d_model).uniform_(-1.0, 1.0))
 
     # ------------------------------------------------------------------ context
     def encode_context(self, latent_q: Tensor) -> Tensor:

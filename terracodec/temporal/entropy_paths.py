@@ -11,9 +11,12 @@ written before the portable paths; such streams decode bit-exactly only there.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from torch import nn
+
+from terracodec.errors import CorruptStreamError
 
 #: What new TEC-TT streams are coded with.
 CURRENT_PATH = "int8-v2"
@@ -41,4 +44,23 @@ def portable_twin(coded_on: str, model: nn.Module) -> nn.Module:
     return twin
 
 
-__all__ = ["CURRENT_PATH", "is_portable", "portable_twin"]
+@contextmanager
+def platform_hint(coded_on: str) -> Iterator[None]:
+    """A frame of a float-path stream that fails to decode on another platform than the one that
+    coded it most likely failed because of that (float32 entropy parameters): say so."""
+    try:
+        yield
+    except CorruptStreamError as exc:
+        from terracodec.temporal.coding import coder_platform
+
+        here = coder_platform()
+        if not coded_on or coded_on == here or is_portable(coded_on):
+            raise
+        raise CorruptStreamError(
+            f"{exc}. This TEC-TT stream was coded on '{coded_on}', this machine is "
+            f"'{here}': TEC-TT streams decode bit-exactly only on the platform that coded "
+            "them (docs/DESIGN.md section 5)"
+        ) from None
+
+
+__all__ = ["CURRENT_PATH", "is_portable", "platform_hint", "portable_twin"]

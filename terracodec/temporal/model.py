@@ -27,21 +27,20 @@ step, see `terracodec.temporal.coding`). A tile's frames go through the sequence
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.models.codec import Codec
-from terracodec.models.payload import pack_streams
+from terracodec.models.payload import pack_streams, unpack_streams
 from terracodec.parallel import chunks, run_tasks
 from terracodec.registry import register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
-from terracodec.temporal.entropy_paths import CURRENT_PATH, is_portable, portable_twin
+from terracodec.temporal.entropy_paths import CURRENT_PATH, is_portable, platform_hint, portable_twin
 from terracodec.temporal.transforms import Dequantizer, PadToken, Transform
 
 PUBLISHED = {
@@ -105,11 +104,18 @@ class TemporalCodec(Codec):
             num_heads=int(cfg["num_heads"]),
             mlp_expansion=int(cfg["mlp_expansion"]),
             dropout=float(cfg.get("dropout", 0.0)),
+            latent_repacking=bool(cfg.get("latent_repacking", False)),
         )
         self._temporal_pad_token_maker = PadToken(c_lat)
         self._dequantizer = Dequantizer(c_lat, self.d_model)
         self.num_streams = self.entropy_model.seq_len_dec
         self.multiple = 16 * int(cfg["window_current"])
+        #: FlexTEC: tokens sent per window (quality k, 0..16); the rest are predicted
+        self.tokens_sent = self.num_streams
+        if self.entropy_model.latent_repacking and cfg.get("quality") is not None:
+            self.tokens_sent = int(cfg["quality"])
+            if not 0 <= self.tokens_sent <= self.num_streams:
+                raise ValueError(f"FlexTEC quality (tokens per window) must be 0..{self.num_streams}")
 
     # ----------------------------------------------------------------- transforms
     def analysis(self, x: Tensor) -> Tensor:
@@ -256,10 +262,11 @@ class TemporalCodec(Codec):
 
     @torch.no_grad()
     def encode_frames(
-        self, x: Tensor, state: Optional[TemporalState] = None
+        self, x: Tensor, state: Optional[TemporalState] = None, k: Optional[int] = None,
     ) -> tuple[list[bytes], TemporalState]:
         """Code the next frame of B tile sequences `[B, C, H, W]` (normalised): one payload per
-        tile, and the state for the following frame."""
+        tile, and the state for the following frame. `k`: a repacked model's tokens sent per
+        window for this frame (default `tokens_sent`); the payload records it."""
         from terracodec.temporal.coding import encode_frame
 
         state = state or TemporalState()
@@ -271,7 +278,11 @@ class TemporalCodec(Codec):
             return self.analysis(x.to(self.device, torch.float32)).cpu()
 
         results = run_tasks([analysis, *tasks])  # the transform beside the context encoders
-        streams, y_hat, _ = encode_frame(self._coder(_portable_path(state))[0], results[0], finish(results[1:]))
+        k = self.tokens_sent if k is None else int(k)
+        if k != self.num_streams and not (self.entropy_model.latent_repacking and 0 <= k <= self.num_streams):
+            raise InputError(f"tokens per window {k}: this model sends 0..{self.num_streams} only with latent repacking")
+        em = self._coder(_portable_path(state))[0]
+        streams, y_hat, _ = encode_frame(em, results[0], finish(results[1:]), k)
         payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
         return payloads, self.advance(state, y_hat)
 
@@ -318,6 +329,18 @@ class TemporalCodec(Codec):
             out.append(latents["y_hat"].cpu())
         return out
 
+    def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[bytes]]:
+        """Each tile's streams, per step; a repacked model's frames hold k <= 16 steps, the same k
+        in every tile (the payload's stream count)."""
+        if not self.entropy_model.latent_repacking:
+            return super()._unpack_all(data, height, width)
+        self._check_size(height, width)
+        k = data[0][1] if data and len(data[0]) > 1 else -1
+        if not 0 <= k <= self.num_streams:
+            raise CorruptStreamError("corrupt FlexTEC payload: bad token count")
+        per_tile = [unpack_streams(d, k) for d in data]
+        return [[tile[i] for tile in per_tile] for i in range(k)]
+
     def _check_state(self, state: TemporalState, tiles: int, h: int, w: int) -> None:
         if state.frames and (state.tiles, state.latent_size) != (tiles, (h, w)):
             raise InputError(
@@ -338,7 +361,7 @@ class TemporalCodec(Codec):
     def decode_frame(self, state: TemporalState, data: bytes, height: int,
                      width: int) -> tuple[Tensor, TemporalState]:
         """Reconstruction `[C, H, W]` of the tile's next frame, and the next state."""
-        with _platform_hint(state):
+        with platform_hint(state.coded_on):
             x_hat, state = self.decode_frames([data], height, width, state)
         return x_hat[0], state
 
@@ -346,7 +369,7 @@ class TemporalCodec(Codec):
                              width: int) -> tuple[dict[str, Tensor], TemporalState]:
         """Quantised latents and decoder features of the next frame (no synthesis): what a frame
         that is not wanted costs, since later frames depend on it."""
-        with _platform_hint(state):
+        with platform_hint(state.coded_on):
             latents, state = self.decode_latent_frames([data], height, width, state)
         return {k: v[0] for k, v in latents.items()}, state
 
@@ -359,25 +382,6 @@ class TemporalCodec(Codec):
 def _portable_path(state: TemporalState) -> str:
     """The stream's portable entropy path, or "" for the float path of older streams."""
     return state.coded_on if is_portable(state.coded_on) else ""
-
-
-@contextmanager
-def _platform_hint(state: TemporalState) -> Iterator[None]:
-    """A frame that fails to decode on another platform than the one that coded it most likely
-    failed because of that (float32 entropy parameters): say so."""
-    try:
-        yield
-    except CorruptStreamError as exc:
-        from terracodec.temporal.coding import coder_platform
-
-        here = coder_platform()
-        if not state.coded_on or state.coded_on == here or is_portable(state.coded_on):
-            raise
-        raise CorruptStreamError(
-            f"{exc}. This TEC-TT stream was coded on '{state.coded_on}', this machine is "
-            f"'{here}': TEC-TT streams decode bit-exactly only on the platform that coded "
-            "them (docs/DESIGN.md section 5)"
-        ) from None
 
 
 __all__ = ["TemporalCodec", "TemporalState", "PUBLISHED"]

@@ -99,6 +99,17 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": True,
         "description": "TEC-TT, 13-band S2 L1C; needs --weights (TerraCodec v1 TT checkpoint)",
     },
+    # TerraCodec v1 FlexTEC: one TEC-TT for every rate, quality k = tokens sent per window (1..16)
+    "tec-flextec": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt", "bands": 12, "latent_repacking": True},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: None for q in range(1, 17)},
+        "requires_weights": True,
+        "trained": True,
+        "description": "TerraCodec v1 FlexTEC (TEC-TT with latent repacking), 12-band S2 L2A, quality k = 1..16 "
+                       "tokens per window; needs --weights (FlexTEC v1 checkpoint)",
+    },
     # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
     # small TEC-TT (2.6 M parameters), one quality (lambda 100).
     "tec-tt-small": {
