@@ -119,7 +119,20 @@ class ErrorHandlingGroup(click.Group):
             finally:
                 _show(caught)
                 if failure is not None:
+                    if failure[1] >= 128:
+                        _leave_now(*failure)
                     fail(*failure)
+
+
+def _leave_now(message: str, code: int) -> None:
+    """After a signal the command has unwound (its temporary outputs are gone), but worker
+    threads may still be inside a tile: waiting for them at interpreter exit can take long on a
+    busy machine, and tearing modules down under them can crash (both measured under load).
+    Say the one line and leave at once."""
+    click.echo(f"error: {_one_line(message)}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _failure(exc: BaseException) -> tuple[str, int]:
