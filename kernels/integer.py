@@ -5,6 +5,9 @@ integer_layers`, streams `int8-v2`) as Triton kernels, each beside its torch ref
   -> GELU by one lookup in a table on a 2^-10 grid (the input itself at or beyond `right`)
   -> int8 per row (`round(g * (127 / amax))`, scale `amax / 127`): the MLP's requantisation
   between its two integer GEMMs, one program per row.
+* `layer_norm`: TEC-TT's exact LayerNorm (`terracodec.temporal.exact_layers.ExactLayerNorm`,
+  float64): row mantissas of `bits` bits (the exponent of the row's largest magnitude, read from
+  its bits), int64 sum and sum of squared deviations, one IEEE square root and division.
 * `softmax_integers`: float32 attention scores -> integer weights `table[round((top - s) *
   2^10)]` (clamped to the table; -inf scores get its last entry, 0) and their row sums.
 
@@ -16,6 +19,8 @@ lent). Rows of up to `MAX_ROW` elements (the published TT's 3072-wide hidden lay
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -43,6 +48,26 @@ def softmax_integers_reference(scores: Tensor, table: Tensor, step: float) -> tu
     i = torch.round((top - scores) * step).clamp_(0, table.numel() - 1)
     weights = table[i.to(torch.int64)]
     return weights, weights.sum(dim=-1, keepdim=True)  # integers: exact in any order
+
+
+def layer_norm_reference(x: Tensor, weight: Tensor, bias: Tensor, eps: float, bits: int) -> Tensor:
+    """float64 LayerNorm of `x [.., d]` with integer statistics (module docstring)."""
+    from terracodec.temporal.exact_math import pow2, row_quantise
+
+    d = x.shape[-1]
+    m, e = row_quantise(x, bits)
+    mi = m.to(torch.int64)
+    deviation = d * mi - mi.sum(dim=-1, keepdim=True)  # d * (m - mean), exact
+    variance = (deviation * deviation).sum(dim=-1, keepdim=True)  # d^3 * var, exact
+    den = torch.sqrt(variance.to(torch.float64) + (eps * float(d) ** 3) * pow2(-2 * e))
+    return ((deviation.to(torch.float64) * math.sqrt(d)) / den) * weight + bias
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float, bits: int, backend: str | None = None) -> Tensor:
+    """`layer_norm_reference`, by the Triton kernel on CUDA tensors (see `_dispatch`)."""
+    if x.shape[-1] <= MAX_ROW and use_triton(x, weight, backend=backend):
+        return _layer_norm_triton(x, weight, bias, eps, bits)
+    return layer_norm_reference(x, weight, bias, eps, bits)
 
 
 def mlp_hidden(acc: Tensor, row_scale: Tensor, channel_scale: Tensor, bias: Tensor, table: Tensor,
@@ -101,6 +126,46 @@ if triton_available():
         tl.store(w_ptr + row * n + offs, w, mask=mask)
         tl.store(total_ptr + row, tl.sum(w, axis=0))  # integers below 2^53: exact in any order
 
+    @triton.jit
+    def _pow2(k):
+        """2^k (float64) for integer k in [-1022, 1023], built from its bits."""
+        return ((k + 1023) << 52).to(tl.float64, bitcast=True)
+
+    @triton.jit
+    def _layer_norm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, n, eps_d3, sqrt_d, bits, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < n
+        x = tl.load(x_ptr + row * n + offs, mask=mask, other=0.0)
+        amax = tl.max(tl.abs(x), axis=0)
+        # frexp's exponent of amax from its bits (a subnormal is scaled by 2^64 first)
+        sub = (amax > 0.0) & (amax < 2.2250738585072014e-308)
+        scaled = tl.where(sub, amax * 18446744073709551616.0, amax)
+        biased = (scaled.to(tl.int64, bitcast=True) >> 52) & 0x7FF
+        exponent = tl.where(amax > 0.0, biased - 1022 - tl.where(sub, 64, 0), 0)
+        e = exponent - bits
+        p = _pow2(tl.minimum(tl.maximum(-e, -1022), 1023))
+        mi = _rint(x * p).to(tl.int64)
+        total = tl.sum(mi, axis=0)
+        dev = tl.where(mask, n * mi - total, 0)
+        variance = tl.sum(dev * dev, axis=0)
+        eps = eps_d3 * _pow2(tl.minimum(tl.maximum(-2 * e, -1022), 1023))
+        # float64: square root and division lower to sqrt.rn / div.rn (correctly rounded; the
+        # approximate forms exist for float32 only, hence div_rn above)
+        den = tl.sqrt(variance.to(tl.float64) + eps)
+        normed = (dev.to(tl.float64) * sqrt_d) / den
+        w = tl.load(w_ptr + offs, mask=mask, other=0.0)
+        b = tl.load(b_ptr + offs, mask=mask, other=0.0)
+        tl.store(out_ptr + row * n + offs, normed * w + b, mask=mask)
+
+    def _layer_norm_triton(x, weight, bias, eps, bits):
+        flat = x.reshape(-1, x.shape[-1]).contiguous()
+        r, n = flat.shape
+        out = torch.empty_like(flat)
+        _layer_norm_kernel[(r,)](flat, weight.contiguous(), bias.contiguous(), out, n, eps * float(n) ** 3,
+                                 math.sqrt(n), bits, BLOCK=triton.next_power_of_2(n), enable_fp_fusion=False)
+        return out.reshape(x.shape)
+
     def _mlp_hidden_triton(acc, row_scale, channel_scale, bias, table, right, shift, step):
         m, n = acc.shape
         acc = acc.contiguous()
@@ -123,4 +188,4 @@ if triton_available():
         return weights.reshape(scores.shape), total.reshape(*scores.shape[:-1], 1)
 
 
-__all__ = ["MAX_ROW", "mlp_hidden", "mlp_hidden_reference", "softmax_integers", "softmax_integers_reference"]
+__all__ = ["MAX_ROW", "layer_norm", "layer_norm_reference", "mlp_hidden", "mlp_hidden_reference", "softmax_integers", "softmax_integers_reference"]

@@ -15,8 +15,10 @@ from _interp import run_interpreted
 
 from terracodec.kernels import _dispatch
 from terracodec.kernels.integer import (
-    mlp_hidden, mlp_hidden_reference, softmax_integers, softmax_integers_reference,
+    layer_norm, layer_norm_reference, mlp_hidden, mlp_hidden_reference, softmax_integers,
+    softmax_integers_reference,
 )
+from terracodec.temporal.exact_layers import NORM_BITS, ExactLayerNorm
 from terracodec.temporal import integer_numba
 from terracodec.temporal.exact_math import row_quantise
 from terracodec.temporal.integer_layers import GELU_RANGE, GRID_BITS, gelu_table32, prob_table, quantise_rows
@@ -76,6 +78,30 @@ def test_numba_steps_equal_the_torch_references():
     assert torch.equal(y, (acc.to(torch.float64) * s.to(torch.float64)) * cs + bias)
 
 
+def _norm_case(rows: int, d: int, seed: int) -> tuple:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, d, generator=gen, dtype=torch.float64) * torch.logspace(-6, 6, rows, dtype=torch.float64)[:, None]
+    x[0] = 0.0  # a zero row
+    x[1] = 3.0  # a constant row: zero variance
+    x[2, :] = 1e-310  # subnormal magnitudes
+    x[2, 0] = -2e-310
+    norm = torch.nn.LayerNorm(d, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.normal_(generator=gen)
+        norm.bias.normal_(generator=gen)
+    return x, norm
+
+
+def test_layer_norm_kernels_equal_the_exact_layer_norm():
+    x, norm = _norm_case(9, 96, seed=4)
+    exact = ExactLayerNorm(norm)
+    ref = layer_norm_reference(x, exact.weight, exact.bias, exact.eps, NORM_BITS)
+    assert torch.equal(ref, exact(x))
+    assert torch.equal(integer_numba.layer_norm(x, exact.weight, exact.bias, exact.eps, NORM_BITS), ref)
+    with torch.no_grad():
+        assert float((ref[3:] - norm(x[3:].float()).double()).abs().max()) < 1e-2
+
+
 def test_gelu_table_is_accurate():
     grid = torch.arange(gelu_table32().numel(), dtype=torch.float64) * 2.0**-GRID_BITS - GELU_RANGE
     assert float((gelu_table32().double() - torch.nn.functional.gelu(grid)).abs().max()) < 1e-6
@@ -111,3 +137,12 @@ def test_interp_softmax_integers_exact(n):
     w, total = softmax_integers(scores, prob_table(), STEP, backend="triton")
     w_ref, total_ref = softmax_integers_reference(scores, prob_table(), STEP)
     assert torch.equal(w, w_ref) and torch.equal(total, total_ref)
+
+
+@interp
+@pytest.mark.parametrize("d", [32, 768])
+def test_interp_layer_norm_exact(d):
+    x, norm = _norm_case(5, d, seed=d)
+    exact = ExactLayerNorm(norm)
+    out = layer_norm(x, exact.weight, exact.bias, exact.eps, NORM_BITS, backend="triton")
+    assert torch.equal(out, layer_norm_reference(x, exact.weight, exact.bias, exact.eps, NORM_BITS))

@@ -8,7 +8,7 @@ code in float64, whose elementwise IEEE operations give the same bits everywhere
     Linear      x -> int8 per row (scale amax/127) @ int8 weights (per output channel)
                    -> int32 (torch._int_mm: exact, |sum| < K * 127^2 < 2^31)
                    -> * row scale * channel scale + bias           (float64, single operations)
-    LayerNorm   `exact_layers.ExactLayerNorm` (int64 statistics)
+    LayerNorm   `exact_layers.ExactLayerNorm` (int64 statistics), fused
     MLP         fc1 -> float32 -> GELU by one lookup in a table of `det_gelu` on a 2^-10 grid
                 (error < 5e-4, far below fc2's int8 step) -> fc2
     attention   q, k: 9-bit mantissas per row -> float32 batched GEMM of integers whose partial
@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from terracodec.kernels import integer as fused_steps
 from terracodec.temporal import integer_numba as fused
 from terracodec.temporal.exact_layers import (
-    VALUE_BITS, VALUE_SPREAD, ExactLayerNorm, ExactWindowAttention, build_twin,
+    NORM_BITS, VALUE_BITS, VALUE_SPREAD, ExactLayerNorm, ExactWindowAttention, build_twin,
 )
 from terracodec.temporal.exact_math import GELU_RANGE, det_exp, det_gelu, pow2, row_quantise
 from terracodec.temporal.transformer import MLP
@@ -90,6 +90,17 @@ class IntLinear(nn.Module):
         if use_cpu_kernels(acc):
             return fused.requantise(acc, s, self.scale, self.bias)
         return (acc.to(torch.float64) * s.to(torch.float64)) * self.scale + self.bias
+
+
+class IntLayerNorm(ExactLayerNorm):
+    """`exact_layers.ExactLayerNorm` (int64 statistics), its steps fused where a kernel runs."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if use_cpu_kernels(x):
+            return fused.layer_norm(x.to(torch.float64), self.weight, self.bias, self.eps, NORM_BITS)
+        if x.is_cuda:
+            return fused_steps.layer_norm(x.to(torch.float64), self.weight, self.bias, self.eps, NORM_BITS)
+        return super().forward(x)
 
 
 class IntMLP(nn.Module):
@@ -219,10 +230,10 @@ def _integer_layer(child: nn.Module) -> Optional[nn.Module]:
     if isinstance(child, nn.Linear):
         return IntLinear(child)
     if isinstance(child, nn.LayerNorm):
-        return ExactLayerNorm(child)
+        return IntLayerNorm(child)
     if type(child) is MLP:
         return IntMLP(child)
     return None
 
 
-__all__ = ["INTEGER_PATH", "IntLinear", "IntWindowAttention", "IntMLP", "gelu_table32", "int_matmul", "quantise_rows", "to_integer"]
+__all__ = ["INTEGER_PATH", "IntLinear", "IntWindowAttention", "IntLayerNorm", "IntMLP", "gelu_table32", "int_matmul", "quantise_rows", "to_integer"]

@@ -8,6 +8,7 @@ numba compiles without fast-math, so no multiply-add is contracted into an FMA.
     quantise_rows    activations -> int8 per row (scale amax/127), in float32
     requantise       int32 sums -> * row scale * channel scale + bias (float64)
     row_mantissas    `exact_math.row_quantise`: mantissas and power-of-two exponents per row
+    layer_norm       `exact_layers.ExactLayerNorm`: 14-bit row mantissas, int64 statistics
     softmax_weights  float32 scores -> integer weights from the table of exp(-d) on a 2^-10
                      grid of d = top - score, and their row sums
 
@@ -109,19 +110,53 @@ def _requantise(acc, rs, cs, bias, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _row_exponent(row, bits):  # pragma: no cover - compiled
+    """(e, 2^-e) of `exact_math.row_quantise`: frexp's exponent of the row's largest magnitude
+    less `bits`; 2^-e clamped as `exact_math.pow2` clamps."""
+    amax = 0.0
+    for j in range(row.shape[0]):
+        a = abs(row[j])
+        if a > amax:
+            amax = a
+    e = math.frexp(amax)[1] - bits
+    return e, math.ldexp(1.0, min(max(-e, -1022), 1023))
+
+
+@njit(cache=True, nogil=True)
 def _row_mantissas(x, bits, m, e):  # pragma: no cover - compiled
     rows, n = x.shape
     for i in range(rows):
-        amax = 0.0
-        for j in range(n):
-            a = abs(x[i, j])
-            if a > amax:
-                amax = a
-        k = math.frexp(amax)[1] - bits
-        e[i] = k
-        p = math.ldexp(1.0, -k)
+        e[i], p = _row_exponent(x[i], bits)
         for j in range(n):
             m[i, j] = np.rint(x[i, j] * p)
+
+
+@njit(cache=True, nogil=True)
+def _layer_norm(x, weight, bias, eps_d3, sqrt_d, bits, out):  # pragma: no cover - compiled
+    rows, n = x.shape
+    mi = np.empty(n, np.int64)
+    for i in range(rows):
+        e, p = _row_exponent(x[i], bits)
+        total = 0
+        for j in range(n):
+            mi[j] = np.int64(np.rint(x[i, j] * p))
+            total += mi[j]
+        variance = 0
+        for j in range(n):
+            dev = n * mi[j] - total
+            variance += dev * dev
+        den = math.sqrt(np.float64(variance) + eps_d3 * math.ldexp(1.0, min(max(-2 * e, -1022), 1023)))
+        for j in range(n):
+            out[i, j] = ((np.float64(n * mi[j] - total) * sqrt_d) / den) * weight[j] + bias[j]
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float, bits: int) -> Tensor:
+    """`exact_layers.ExactLayerNorm` of float64 `x [.., d]` (int64 statistics), fused."""
+    flat = x.reshape(-1, x.shape[-1]).contiguous()
+    out = np.empty(tuple(flat.shape), np.float64)
+    d = flat.shape[-1]
+    _layer_norm(flat.numpy(), weight.numpy(), bias.numpy(), eps * float(d) ** 3, math.sqrt(d), bits, out)
+    return torch.from_numpy(out).reshape(x.shape)
 
 
 def quantise_rows(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -169,4 +204,4 @@ def softmax_weights(scores: Tensor, table: Tensor, step: float) -> tuple[Tensor,
     return torch.from_numpy(out).reshape(scores.shape), torch.from_numpy(total).reshape(*scores.shape[:-1], 1)
 
 
-__all__ = ["mlp_hidden", "quantise_rows", "requantise", "row_mantissas", "softmax_weights"]
+__all__ = ["layer_norm", "mlp_hidden", "quantise_rows", "requantise", "row_mantissas", "softmax_weights"]
