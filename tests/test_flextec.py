@@ -4,13 +4,17 @@ The repacking is self-inverse and lays out what FlexTEC's token j carries; every
 round-trips with identical latents on both sides; a published-architecture checkpoint (the
 reference package's FlexTEC with random weights, tests/fixtures/make_flextec_fixtures.py) loads
 as `tec-flextec` and reproduces the reference's decoded latents (all at k = 16; all but a few
-predicted tokens below) and its reconstruction's PSNR-10k within 0.1 dB at k = 2, 8 and 16; bad requests and payloads get one-line errors.
+predicted tokens below) and its reconstruction's PSNR-10k within 0.1 dB at k = 2, 8 and 16; bad requests and payloads get one-line errors; a stream with predicted tokens decodes
+identically under torch's other CPU kernels.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from terracodec.normalization import Normalization
 from terracodec.temporal import TemporalState
 from terracodec.temporal.checkpoint import load_tt_checkpoint, tt_model_from_state
 from terracodec.temporal.repacking import RepackingTokenizer, repack
+from terracodec.testing import CPU_KERNEL_ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "tests" / "fixtures" / "reference_flextec"
@@ -132,3 +137,28 @@ def test_plain_tt_refuses_fewer_tokens():
 
     with pytest.raises(InputError, match="latent repacking"):
         tiny_tt(seed=1).encode_frames(torch.zeros(1, 4, 64, 64), TemporalState(), k=8)
+
+
+CHILD = r"""
+import sys, numpy as np, terracodec
+lat = terracodec.decode_latents(sys.argv[1], weights=sys.argv[2])
+np.savez(sys.argv[3], y=lat.y_hat, f=lat.features)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_name", sorted(CPU_KERNEL_ENVIRONMENTS))
+def test_a_partial_k_stream_decodes_identically_under_other_cpu_kernels(env_name, tmp_path):
+    """Predicted tokens (round(mean) of the integer path) are the same bits on every machine."""
+    weights = SMALL / "flextec.pt"
+    _, data, _ = _load(SMALL)
+    stream = tmp_path / "k5.tec"
+    with pytest.warns(Warning):
+        terracodec.encode(data["dn"].numpy().astype(np.uint16), stream, model="tec-flextec", weights=weights, quality=5)
+    here = terracodec.decode_latents(stream, weights=weights)
+    env = dict(os.environ, **CPU_KERNEL_ENVIRONMENTS[env_name])
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(stream), str(weights), str(tmp_path / "there.npz")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    there = np.load(tmp_path / "there.npz")
+    assert np.array_equal(there["y"], here.y_hat) and np.array_equal(there["f"], here.features)
