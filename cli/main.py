@@ -16,6 +16,7 @@ from terracodec.cli.options import coding_options, encode_keywords, jsonable
 from terracodec.cli.options import frames_of as _frames_of, int_list as _int_list
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
+from terracodec.header import PORTABLE_ENTROPY_PATHS
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,7 +108,7 @@ def info(source: str, as_json: bool) -> None:
         *([f"               {d['model_description']}"] if d.get("model_description") else []),
         f"normalisation  {d['normalization'] or 'custom'}",
         *([f"coded on       {d['coder_platform']} ("
-           + ("portable entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] in ("exact-v1", "int8-v2")
+           + ("portable entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] in PORTABLE_ENTROPY_PATHS
               else "float entropy path: decodes bit-exactly only there)")]
           if d.get("coder_platform") else []),
         f"bytes          {d['bytes']}",

@@ -30,16 +30,21 @@ from ._dispatch import triton_available, use_triton
 MAX_ROW = 8192
 
 
+def quantise_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(int8 `q`, scale `[M, 1]` in x's dtype): `x ~= q * scale`, `q = round(x * (127 / amax))`
+    per row of `x [M, K]` (scale amax / 127; 1 / 127 for a zero row)."""
+    amax = x.abs().amax(dim=-1, keepdim=True)
+    amax = torch.where(amax > 0, amax, torch.ones_like(amax))
+    q = torch.round(x * (127.0 / amax)).clamp_(-127, 127).to(torch.int8)  # <= 127 up to one rounding
+    return q, amax / 127.0
+
+
 def mlp_hidden_reference(acc: Tensor, row_scale: Tensor, channel_scale: Tensor, bias: Tensor, table: Tensor,
                          right: float, shift: float, step: float) -> tuple[Tensor, Tensor]:
     """(int8 `[M, N]`, float32 row scales `[M, 1]`) of int32 `acc [M, N]` (module docstring)."""
     y = (acc.to(torch.float32) * row_scale.reshape(-1, 1)) * channel_scale + bias
     i = torch.round((y + shift) * step).clamp_(0, table.numel() - 1)
-    g = torch.where(y >= right, y, table[i.to(torch.int64)])
-    amax = g.abs().amax(dim=-1, keepdim=True)
-    amax = torch.where(amax > 0, amax, torch.ones_like(amax))
-    q = torch.round(g * (127.0 / amax)).clamp_(-127, 127).to(torch.int8)
-    return q, amax / 127.0
+    return quantise_rows(torch.where(y >= right, y, table[i.to(torch.int64)]))
 
 
 def softmax_integers_reference(scores: Tensor, table: Tensor, step: float) -> tuple[Tensor, Tensor]:
@@ -188,4 +193,7 @@ if triton_available():
         return weights.reshape(scores.shape), total.reshape(*scores.shape[:-1], 1)
 
 
-__all__ = ["MAX_ROW", "layer_norm", "layer_norm_reference", "mlp_hidden", "mlp_hidden_reference", "softmax_integers", "softmax_integers_reference"]
+__all__ = [
+    "MAX_ROW", "layer_norm", "layer_norm_reference", "mlp_hidden", "mlp_hidden_reference", "quantise_rows",
+    "softmax_integers", "softmax_integers_reference",
+]

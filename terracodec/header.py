@@ -24,6 +24,11 @@ from terracodec.tiling import grid_shape
 KINDS = ("image", "temporal")
 
 
+#: `codec.coder_platform` values whose entropy parameters every machine computes bit for bit
+#: (`terracodec.temporal.entropy_paths`), oldest first: new streams record the last.
+PORTABLE_ENTROPY_PATHS = ("exact-v1", "int8-v2")
+
+
 @dataclass
 class CodecInfo:
     """Which model coded the tiles, exactly (the weights hash pins the weights)."""
@@ -35,8 +40,9 @@ class CodecInfo:
     bands: int = 0
     band_names: list[str] | None = None
     multiple: int = 1
-    #: Temporal models: where the entropy parameters were computed (`terracodec.temporal.coding.
-    #: coder_platform`); a decoder names it when a stream fails to decode elsewhere. "" if unknown.
+    #: Temporal models: how the entropy parameters were computed: a portable path
+    #: (`PORTABLE_ENTROPY_PATHS`), or the platform of an older float stream (`terracodec.temporal.
+    #: coding.coder_platform`), which a decoder names when it fails elsewhere. "" if unknown.
     coder_platform: str = ""
 
 
@@ -295,4 +301,4 @@ def _num_out(v: float | None) -> float | str | None:
     return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-__all__ = ["CodecInfo", "FrameInfo", "KINDS", "StreamHeader"]
+__all__ = ["CodecInfo", "FrameInfo", "KINDS", "PORTABLE_ENTROPY_PATHS", "StreamHeader"]

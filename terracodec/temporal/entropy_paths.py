@@ -17,9 +17,10 @@ from typing import Callable, Iterator
 from torch import nn
 
 from terracodec.errors import CorruptStreamError
+from terracodec.header import PORTABLE_ENTROPY_PATHS
 
 #: What new TEC-TT streams are coded with.
-CURRENT_PATH = "int8-v2"
+CURRENT_PATH = PORTABLE_ENTROPY_PATHS[-1]
 
 
 def _builders() -> dict[str, Callable[[nn.Module], nn.Module]]:
@@ -31,7 +32,7 @@ def _builders() -> dict[str, Callable[[nn.Module], nn.Module]]:
 
 def is_portable(coded_on: str) -> bool:
     """Whether a stream's `coder_platform` names a portable path (it decodes anywhere)."""
-    return coded_on in ("exact-v1", "int8-v2")
+    return coded_on in PORTABLE_ENTROPY_PATHS
 
 
 def portable_twin(coded_on: str, model: nn.Module) -> nn.Module:

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from terracodec.kernels.integer import layer_norm_reference
 from terracodec.temporal.exact_math import det_exp, pow2, row_quantise, table_gelu
 from terracodec.temporal.transformer import WindowAttention
 
@@ -75,14 +76,7 @@ class ExactLayerNorm(nn.Module):
         self.register_buffer("bias", norm.bias.detach().to(torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
-        m, e = row_quantise(x, NORM_BITS)
-        mi = m.to(torch.int64)
-        deviation = self.d * mi - mi.sum(dim=-1, keepdim=True)  # d * (m - mean), exact
-        variance = (deviation * deviation).sum(dim=-1, keepdim=True)  # d^3 * var, exact
-        eps = (self.eps * float(self.d) ** 3) * pow2(-2 * e)  # eps in mantissa units, * d^3
-        den = torch.sqrt(variance.to(torch.float64) + eps)
-        normed = (deviation.to(torch.float64) * math.sqrt(self.d)) / den
-        return normed * self.weight + self.bias
+        return layer_norm_reference(x, self.weight, self.bias, self.eps, NORM_BITS)
 
 
 class ExactGELU(nn.Module):
@@ -90,9 +84,11 @@ class ExactGELU(nn.Module):
         return table_gelu(x)
 
 
-def _aligned_values(values: Tensor) -> tuple[Tensor, Tensor]:
-    """Value mantissas on one exponent per (window, head): (integers [.., L, dh], 2^E_lo)."""
-    mv, ev = row_quantise(values, VALUE_BITS)  # ev [.., L, 1]
+def aligned_values(values: Tensor, quantise: Callable[[Tensor, int], tuple[Tensor, Tensor]] = row_quantise,
+                   ) -> tuple[Tensor, Tensor]:
+    """Value mantissas on one exponent per (window, head): (integers [.., L, dh], 2^E_lo);
+    `quantise`: `row_quantise` or a kernel computing the same bits."""
+    mv, ev = quantise(values, VALUE_BITS)  # ev [.., L, 1]
     lo = ev.amax(dim=-2, keepdim=True) - VALUE_SPREAD  # [.., 1, 1]
     return torch.round(mv * pow2(ev - lo)), pow2(lo)
 
@@ -120,7 +116,7 @@ class ExactWindowAttention(WindowAttention):
         weights = torch.round(det_exp(scores - top, EXP_DEGREE) * float(2**PROB_BITS))
         if mask is not None:
             weights = weights.masked_fill(mask, 0.0)
-        mv, unit = _aligned_values(values)
+        mv, unit = aligned_values(values)
         total = weights.sum(dim=-1, keepdim=True)  # integers: exact
         return (torch.matmul(weights, mv) / total) * unit
 
@@ -165,4 +161,4 @@ def _swap(module: nn.Module, replace: Callable[[nn.Module], Optional[nn.Module]]
         _swap(child, replace, attention)
 
 
-__all__ = ["EXACT_PATH", "build_twin", "ExactGELU", "ExactLayerNorm", "ExactLinear", "ExactWindowAttention", "to_exact"]
+__all__ = ["EXACT_PATH", "aligned_values", "build_twin", "ExactGELU", "ExactLayerNorm", "ExactLinear", "ExactWindowAttention", "to_exact"]

@@ -86,6 +86,12 @@ GELU_RANGE, GELU_STEP_BITS = 10, 10
 _GELU_TABLE: dict[str, Tensor] = {}
 
 
+def gelu_grid() -> Tensor:
+    """`det_gelu` at -GELU_RANGE + i 2^-GELU_STEP_BITS, i = 0 .. 2 GELU_RANGE 2^GELU_STEP_BITS
+    (float64, built once): `table_gelu`'s points, and `integer_layers`' GELU table."""
+    return _gelu_table()[0]
+
+
 def _gelu_table() -> tuple[Tensor, Tensor]:
     if not _GELU_TABLE:
         n = 2 * GELU_RANGE * 2**GELU_STEP_BITS
@@ -108,4 +114,4 @@ def table_gelu(x: Tensor) -> Tensor:
     return torch.where(x >= GELU_RANGE, x, out)
 
 
-__all__ = ["det_erf", "det_exp", "det_gelu", "pow2", "row_quantise", "table_gelu"]
+__all__ = ["det_erf", "det_exp", "det_gelu", "gelu_grid", "pow2", "row_quantise", "table_gelu"]

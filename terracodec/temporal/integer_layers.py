@@ -34,10 +34,9 @@ from torch import Tensor, nn
 
 from terracodec.kernels import integer as fused_steps
 from terracodec.temporal import integer_numba as fused
-from terracodec.temporal.exact_layers import (
-    NORM_BITS, VALUE_BITS, VALUE_SPREAD, ExactLayerNorm, ExactWindowAttention, build_twin,
-)
-from terracodec.temporal.exact_math import GELU_RANGE, det_exp, det_gelu, pow2, row_quantise
+from terracodec.kernels.integer import quantise_rows
+from terracodec.temporal.exact_layers import NORM_BITS, ExactLayerNorm, ExactWindowAttention, aligned_values, build_twin
+from terracodec.temporal.exact_math import GELU_RANGE, GELU_STEP_BITS, det_exp, gelu_grid, pow2, row_quantise
 from terracodec.temporal.transformer import MLP
 
 #: Version of the integer path: streams record it (`codec.coder_platform`).
@@ -45,16 +44,8 @@ INTEGER_PATH = "int8-v2"
 QMAX = 127  # int8 activations and weights: [-127, 127]
 QK_BITS = 9  # query/key mantissas: head_dim * (2^9)^2 < 2^24 for head_dim <= 64
 PROB_BITS = 19  # softmax weights: integers <= 2^19
-GRID_BITS = 10  # score differences and GELU inputs on a 2^-10 grid
+GRID_BITS = 10  # score differences on a 2^-10 grid (GELU inputs: exact_math.GELU_STEP_BITS)
 EXP_RANGE = 16  # exp(-16) * 2^19 < 0.5: weights of scores further below the top are 0
-
-
-def quantise_rows(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(int8 `q`, scale `[M, 1]` in x's dtype): `x ~= q * scale` per row of `x [M, K]`."""
-    amax = x.abs().amax(dim=-1, keepdim=True)
-    amax = torch.where(amax > 0, amax, torch.ones_like(amax))
-    q = torch.round(x * (float(QMAX) / amax))  # |x * 127/amax| <= 127 up to one rounding
-    return q.clamp_(-QMAX, QMAX).to(torch.int8), amax / float(QMAX)
 
 
 class IntLinear(nn.Module):
@@ -96,11 +87,8 @@ class IntLayerNorm(ExactLayerNorm):
     """`exact_layers.ExactLayerNorm` (int64 statistics), its steps fused where a kernel runs."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if use_cpu_kernels(x):
-            return fused.layer_norm(x.to(torch.float64), self.weight, self.bias, self.eps, NORM_BITS)
-        if x.is_cuda:
-            return fused_steps.layer_norm(x.to(torch.float64), self.weight, self.bias, self.eps, NORM_BITS)
-        return super().forward(x)
+        norm = fused.layer_norm if use_cpu_kernels(x) else fused_steps.layer_norm
+        return norm(x.to(torch.float64), self.weight, self.bias, self.eps, NORM_BITS)
 
 
 class IntMLP(nn.Module):
@@ -115,7 +103,7 @@ class IntMLP(nn.Module):
         acc, s = self.fc1.accumulate(x.reshape(-1, shape[-1]))
         step = fused.mlp_hidden if use_cpu_kernels(acc) else fused_steps.mlp_hidden
         q, s2 = step(acc, s, self.fc1.scale.to(torch.float32), self.fc1.bias.to(torch.float32),
-                     gelu_table32().to(acc.device), GELU_RANGE, GELU_RANGE, 2**GRID_BITS)
+                     gelu_table32().to(acc.device), GELU_RANGE, GELU_RANGE, 2**GELU_STEP_BITS)
         return self.fc2.output(int_matmul(q, self.fc2.weight_q), s2).reshape(*shape[:-1], -1)
 
 
@@ -138,14 +126,6 @@ def use_cpu_kernels(x: Tensor) -> bool:
     return CPU_KERNELS["enabled"] and x.device.type == "cpu"
 
 
-def gelu_table() -> Tensor:
-    """`det_gelu` on [-GELU_RANGE, GELU_RANGE] in steps of 2^-GRID_BITS (built once)."""
-    if "gelu" not in _TABLES:
-        n = 2 * GELU_RANGE * 2**GRID_BITS
-        _TABLES["gelu"] = det_gelu(torch.arange(n + 1, dtype=torch.float64) * 2.0**-GRID_BITS - GELU_RANGE)
-    return _TABLES["gelu"]
-
-
 def prob_table() -> Tensor:
     """round(exp(-i / 2^GRID_BITS) * 2^PROB_BITS) for i = 0 .. EXP_RANGE * 2^GRID_BITS."""
     if "prob" not in _TABLES:
@@ -155,8 +135,9 @@ def prob_table() -> Tensor:
 
 
 def gelu_table32() -> Tensor:
+    """`exact_math.gelu_grid` (det_gelu on the 2^-GELU_STEP_BITS grid) in float32."""
     if "gelu32" not in _TABLES:
-        _TABLES["gelu32"] = gelu_table().to(torch.float32)
+        _TABLES["gelu32"] = gelu_grid().to(torch.float32)
     return _TABLES["gelu32"]
 
 
@@ -175,7 +156,7 @@ class IntWindowAttention(ExactWindowAttention):
         if mask is not None:
             scores = scores.masked_fill(mask, -math.inf)
         weights, total = softmax_integers(scores)
-        mv, unit = _memo(values, "_tec_values", _aligned_values32)
+        mv, unit = _memo(values, "_tec_values", lambda v: aligned_values(v, _row_quantise))
         return (torch.matmul(weights, mv) / total) * unit
 
 
@@ -192,13 +173,6 @@ def _row_quantise(x: Tensor, bits: int) -> tuple[Tensor, Tensor]:
     if use_cpu_kernels(x):
         return fused.row_mantissas(x.to(torch.float64), bits)
     return row_quantise(x, bits)
-
-
-def _aligned_values32(values: Tensor) -> tuple[Tensor, Tensor]:
-    """`exact_layers._aligned_values` (value mantissas on one exponent per window and head)."""
-    mv, ev = _row_quantise(values, VALUE_BITS)
-    lo = ev.amax(dim=-2, keepdim=True) - VALUE_SPREAD
-    return torch.round(mv * pow2(ev - lo)), pow2(lo)
 
 
 def _mantissas32(x: Tensor) -> tuple[Tensor, Tensor]:
