@@ -3,9 +3,10 @@ traceback.
 
 Our own errors (`TerracodecError`) exit 1 with `error: <message>`; anything else is a bug and
 exits 2 with a one-line `error: internal error ...` (set TEC_DEBUG=1 to see the traceback).
-Warnings (`TerracodecWarning`) print as `warning: <message>`. SIGTERM and SIGHUP unwind like
-Ctrl-C, so temporary files are removed on the way out (exit 143 / 129; Ctrl-C 130). GDAL's own
-log lines (libtiff's complaints about a full disk, ...) are silenced: the error says it once.
+Warnings (`TerracodecWarning`) print as `warning: <message>`. SIGTERM, SIGHUP and Ctrl-C end
+the command at once: its temporary outputs are removed, the one line is said and the process
+exits 143 / 129 / 130 without unwinding, because worker threads may still be inside a tile and
+closing datasets under them can crash (measured under load: SIGSEGV). GDAL's own log lines (libtiff's complaints about a full disk, ...) are silenced: the error says it once.
 """
 
 from __future__ import annotations
@@ -23,14 +24,7 @@ from typing import Any, Iterator
 import click
 
 from terracodec.errors import TerracodecError, TerracodecWarning
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind (cleaning up) and exit 128 + signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+from terracodec.io.atomic import abort_all
 
 
 def _one_line(text: str) -> str:
@@ -44,17 +38,27 @@ def fail(message: str, code: int) -> None:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated(signum)
+    abort_all()
+    _leave_now("interrupted" if signum == signal.SIGINT else f"terminated by signal {signum}", 128 + signum)
 
 
-def _install_handlers() -> None:
+@contextmanager
+def _signals_end_the_command() -> Iterator[None]:
+    """SIGTERM, SIGHUP and SIGINT run `_terminate` while the command runs; the previous
+    handlers come back afterwards (a command invoked in-process leaves its host as it was)."""
+    saved = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _terminate)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            saved[sig] = signal.signal(sig, _terminate)
     except (ValueError, AttributeError, OSError):  # not the main thread, or no such signal
         pass
     if not os.environ.get("TEC_DEBUG"):
         logging.getLogger("rasterio").setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _show(caught: list[warnings.WarningMessage]) -> None:
@@ -106,9 +110,8 @@ class ErrorHandlingGroup(click.Group):
     first, the error last)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        _install_handlers()
         failure: tuple[str, int] | None = None
-        with _c_stderr_captured(), warnings.catch_warnings(record=True) as caught:
+        with _signals_end_the_command(), _c_stderr_captured(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TerracodecWarning)
             try:
                 return super().invoke(ctx)
@@ -119,16 +122,13 @@ class ErrorHandlingGroup(click.Group):
             finally:
                 _show(caught)
                 if failure is not None:
-                    if failure[1] >= 128:
-                        _leave_now(*failure)
                     fail(*failure)
 
 
 def _leave_now(message: str, code: int) -> None:
-    """After a signal the command has unwound (its temporary outputs are gone), but worker
-    threads may still be inside a tile: waiting for them at interpreter exit can take long on a
-    busy machine, and tearing modules down under them can crash (both measured under load).
-    Say the one line and leave at once."""
+    """Say the one line and leave at once: no unwinding, no interpreter exit (waiting for worker
+    threads there can take long on a busy machine, and tearing modules down under them can
+    crash)."""
     click.echo(f"error: {_one_line(message)}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -139,10 +139,8 @@ def _failure(exc: BaseException) -> tuple[str, int]:
     """(message, exit code) of a failed command; re-raises what TEC_DEBUG wants to see."""
     if isinstance(exc, TerracodecError):
         return str(exc), 1
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt):  # raised by a library, not by our SIGINT handler
         return "interrupted", 130
-    if isinstance(exc, Terminated):
-        return f"terminated by signal {exc.signum}", 128 + exc.signum
     if isinstance(exc, MemoryError):
         return "out of memory", 1
     if os.environ.get("TEC_DEBUG") or not isinstance(exc, Exception):

@@ -41,12 +41,16 @@ FORMAT_MAJOR = COMPACT_MAJOR
 #: The compact layout plus per-frame `band_shift` (band centring) that a reader must apply:
 #: written only for streams with such a frame, so that a 5.x reader refuses exactly those.
 BAND_SHIFT_MAJOR = 6
+#: Major 6 with image models' tile payloads chained into one rANS stream (payload version 2,
+#: `terracodec.models.payload`) and frames lacking bands stored without their default lists:
+#: what this writer writes for image models, so that a 6.x reader refuses those files.
+CHAINED_MAJOR = 7
 #: Majors in the compact layout.
-COMPACT_MAJORS = (COMPACT_MAJOR, BAND_SHIFT_MAJOR)
+COMPACT_MAJORS = (COMPACT_MAJOR, BAND_SHIFT_MAJOR, CHAINED_MAJOR)
 FORMAT_MINOR = 0
 #: Majors this reader knows.
 READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR, COMPACT_MAJOR,
-               BAND_SHIFT_MAJOR)
+               BAND_SHIFT_MAJOR, CHAINED_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32

@@ -63,20 +63,33 @@ def compact(full: dict) -> dict:
     return h
 
 
+def _file_bands(order: Any, bands: int) -> int:
+    """Bands of a frame's file: the model's, less those it lacks (`band_order` -1)."""
+    if isinstance(order, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in order):
+        return sum(1 for i in order if i >= 0)
+    return bands
+
+
+def _defaults(n: int) -> tuple[tuple[str, Any], ...]:
+    return (("tags", {}), ("band_tags", [{}] * n), ("scales", [1.0] * n), ("offsets", [0.0] * n),
+            ("units", [None] * n), ("timestamp", None), ("nodata", None), ("dn_offset", 0.0), ("dn_scale", 1.0))
+
+
 def _compact_frame(f: dict, bands: int, model_names: list[str] | None) -> None:
     order = f.get("band_order")
+    n = _file_bands(order, bands)
     if order == list(range(bands)):
         del f["band_order"]
-    if model_names is not None and f.get("descriptions") is not None and order is not None and all(
-        f["descriptions"][order[k]] == model_names[k] for k in range(bands)
-    ) and len(f["descriptions"]) == bands:
+    else:
+        order = order or list(range(bands))
+    if model_names is not None and f.get("descriptions") is not None and len(f["descriptions"]) == n and all(
+        f["descriptions"][i] == model_names[k] for k, i in enumerate(order) if i >= 0
+    ):
         del f["descriptions"]  # the model's names, in the file's order
         f["named"] = True
-    elif f.get("descriptions") == [None] * bands:
+    elif f.get("descriptions") == [None] * n:
         del f["descriptions"]
-    for key, default in (("tags", {}), ("band_tags", [{}] * bands), ("scales", [1.0] * bands),
-                         ("offsets", [0.0] * bands), ("units", [None] * bands), ("timestamp", None),
-                         ("nodata", None), ("dn_offset", 0.0), ("dn_scale", 1.0)):
+    for key, default in _defaults(n):
         if key in f and f[key] == default:
             del f[key]
 
@@ -124,15 +137,16 @@ def _expand_frame(f: dict, bands: int, model_names: Any) -> None:
     f.setdefault("band_order", list(range(bands)))
     named = f.pop("named", False)
     order = f["band_order"]
-    if named and isinstance(model_names, list) and isinstance(order, list) and sorted(order) == list(range(bands)):
-        descriptions: list[Any] = [None] * bands
+    n = _file_bands(order, bands)
+    if named and isinstance(model_names, list) and isinstance(order, list) and len(model_names) == len(order) and \
+            sorted(i for i in order if isinstance(i, int) and i >= 0) == list(range(n)):
+        descriptions: list[Any] = [None] * n
         for k, i in enumerate(order):
-            descriptions[i] = model_names[k]
+            if i >= 0:
+                descriptions[i] = model_names[k]
         f.setdefault("descriptions", descriptions)
-    f.setdefault("descriptions", [None] * bands)
-    for key, default in (("tags", {}), ("band_tags", [{}] * bands), ("scales", [1.0] * bands),
-                         ("offsets", [0.0] * bands), ("units", [None] * bands), ("timestamp", None),
-                         ("nodata", None), ("dn_offset", 0.0), ("dn_scale", 1.0)):
+    f.setdefault("descriptions", [None] * n)
+    for key, default in _defaults(n):
         f.setdefault(key, copy.deepcopy(default))
 
 

@@ -172,8 +172,9 @@ def test_offset_frames_code_as_well_as_plain_ones(sample_pair):
     blob, offsets, p, bias = _code(offset)  # auto: B10 ~ 1010 DN although the date says 2015
     assert offsets == [BASELINE_OFFSET] * 2
     assert abs(p - ref_psnr) < 0.1 and abs(bias) < 20  # decoded in the input's units
-    # Written as major 5 (the compact layout; dn_offset known), which 1.x readers refuse.
-    assert api.info(blob)["format_version"] == api.info(ref_blob)["format_version"] == "5.0"
+    # Written as major 7 (the compact layout, chained image payloads; dn_offset known), which
+    # 1.x readers refuse.
+    assert api.info(blob)["format_version"] == api.info(ref_blob)["format_version"] == "7.0"
     assert abs(len(blob) - len(ref_blob)) < 0.02 * len(ref_blob)
     # Forced off, the same offset frames land ~1 std high in every band: clearly worse.
     forced_blob, forced_offsets, forced_psnr, forced_bias = _code(offset, baseline_offset=False)

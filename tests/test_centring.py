@@ -10,7 +10,7 @@ import rasterio
 
 from terracodec import api
 from terracodec.bands import ABSENT, S2_L1C_BANDS, S2_L2A_BANDS, match_bands
-from terracodec.container import BAND_SHIFT_MAJOR, FORMAT_MAJOR, ContainerReader
+from terracodec.container import CHAINED_MAJOR, ContainerReader
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.header import StreamHeader
 from terracodec.normalization import Normalization
@@ -72,7 +72,8 @@ def test_centring_undoes_a_processing_level_shift():
     assert results[True] > reference - 1.0
 
 
-def test_centred_streams_record_their_shift_and_need_major_6(tmp_path):
+def test_centred_streams_record_their_shift_in_major_7(tmp_path):
+    """Image streams are major 7 (chained payloads) centred or not; 7 carries the shifts as 6 does."""
     x = _l1c_sample().astype(np.uint16)
     path = tmp_path / "c.tec"
     described = api.encode(x[None], path, model=_model(True), band_names=list(S2_L2A_BANDS))
@@ -80,11 +81,11 @@ def test_centred_streams_record_their_shift_and_need_major_6(tmp_path):
     assert len(shift) == 12 and all(float(v).is_integer() for v in shift)
     assert max(abs(v) for v in shift) <= 10  # the sample is its own centre (means from a subsample)
     with open(path, "rb") as f:
-        assert ContainerReader(f).version[0] == BAND_SHIFT_MAJOR
+        assert ContainerReader(f).version[0] == CHAINED_MAJOR
     plain = api.encode(x[None], tmp_path / "p.tec", model=_model(False), band_names=list(S2_L2A_BANDS))
     assert plain["frame_info"][0]["band_shift"] == []
     with open(tmp_path / "p.tec", "rb") as f:
-        assert ContainerReader(f).version[0] == FORMAT_MAJOR
+        assert ContainerReader(f).version[0] == CHAINED_MAJOR
 
 
 def test_band_shift_is_decoded_from_the_stream_not_recomputed():
@@ -164,15 +165,16 @@ def test_a_model_without_band_subsets_refuses_the_frame(tmp_path):
     assert not (tmp_path / "x.tec").exists()
 
 
-def test_a_reader_of_major_5_refuses_a_centred_stream(monkeypatch):
-    """What a terracodec before major 6 does with a centred stream: one-line refusal, not a
-    decode with the wrong means."""
+@pytest.mark.parametrize("known", [(5,), (5, 6)])
+def test_an_older_reader_refuses_a_centred_stream(monkeypatch, known):
+    """What a terracodec before major 6 (or 7) does with a centred image stream: one-line
+    refusal, not a decode with the wrong means or a misread payload."""
     import io
 
     import terracodec.container as container
 
     x = _l1c_sample().astype(np.uint16)
     blob = api.encode(x[None], model=_model(True), band_names=list(S2_L2A_BANDS))
-    monkeypatch.setattr(container, "READ_MAJORS", tuple(m for m in container.READ_MAJORS if m != BAND_SHIFT_MAJOR))
-    with pytest.raises(CorruptStreamError, match=r"unsupported .tec format version 6\.0"):
+    monkeypatch.setattr(container, "READ_MAJORS", tuple(m for m in container.READ_MAJORS if m <= 4 or m in known))
+    with pytest.raises(CorruptStreamError, match=r"unsupported .tec format version 7\.0"):
         ContainerReader(io.BytesIO(blob))

@@ -109,7 +109,7 @@ def test_every_corruption_fails_cleanly(toy, pair, tmp_path):
     good = tmp_path / "s.tec"
     tec("encode", *pair, "-o", good, "--model", "toy", "--tile-size", "64")
     data = good.read_bytes()
-    assert int.from_bytes(data[8:10], "little") == 5  # the compact layout (docs/FORMAT.md)
+    assert int.from_bytes(data[8:10], "little") == 7  # the compact layout, image payloads chained
     header_len = int.from_bytes(data[12:16], "little")
     head_end = 20 + header_len
     index_start = len(data) - 16 - int.from_bytes(data[-16:-12], "little")

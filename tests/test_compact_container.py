@@ -43,8 +43,8 @@ def test_a_single_chip_costs_at_most_300_bytes_beside_its_payload(shared_data, t
     with ContainerReader(out) as reader:
         payload = sum(e.size for e in reader.entries.values())
     fixed = out.stat().st_size - payload
-    # 6.0: the centred model's frame carries its 12 band shifts (terracodec.centring)
-    assert info["format_version"] == "6.0" and fixed <= 300, fixed
+    # 7.0: image payloads chained; the centred model's frame carries its 12 band shifts
+    assert info["format_version"] == "7.0" and fixed <= 300, fixed
     with rasterio.open(tmp_path / "chip.tif") as ds:
         original = ds.read()
     decoded = terracodec.decode(out)
@@ -65,3 +65,23 @@ def test_compact_headers_restore_the_full_header(model, tmp_path) -> None:
     assert StreamHeader.from_json(expand(compact(full.to_json()))) == full
     assert "crs_wkt" not in stored["grid"] and stored["grid"]["epsg"] == 32633  # named exactly
     assert stored["normalization"] == {"name": "ssl4eo-s12-l1c-no-offset"}
+
+
+def test_a_frame_lacking_bands_stores_only_what_differs(tmp_path) -> None:
+    """A 10-band L2A chip coded by a 12-band centred model: its per-band defaults are counted over
+    the file's 10 bands and left out, its band names are the model's (major 7)."""
+    from terracodec.bands import S2_L2A_BANDS
+
+    names = [b for b in S2_L2A_BANDS if b not in ("B01", "B09")]
+    rng = np.random.default_rng(0)
+    x = (1000 + 300 * rng.random((1, 10, 64, 64))).astype(np.uint16)
+    stream = terracodec.encode(x, model="tec-fp-s2l2a", quality=1, band_names=names)
+    with ContainerReader(stream) as reader:
+        stored, major = reader.header, reader.version[0]
+    frame = stored["frames"][0]
+    assert major == 7 and frame["band_order"].count(-1) == 2 and frame.get("named") is True
+    assert not {"descriptions", "offsets", "scales", "units", "band_tags"} & set(frame), frame
+    full = StreamHeader.from_json(expand(stored))
+    assert list(full.frames[0].meta.descriptions) == names and list(full.frames[0].meta.scales) == [1.0] * 10
+    assert StreamHeader.from_json(expand(compact(full.to_json()))) == full
+    assert np.asarray(terracodec.decode(stream).pixels).shape == (1, 10, 64, 64)

@@ -49,7 +49,7 @@ def test_float_reflectance_is_coded_as_dn_and_comes_back_as_reflectance(tmp_path
     with pytest.warns(TerracodecWarning, match="reflectance"):
         stream = terracodec.encode(path, model="tec-fp-s2l1c", quality=5)
     info = terracodec.info(stream)
-    assert info["frame_info"][0]["dn_scale"] == 10000 and info["format_version"] == "5.0"
+    assert info["frame_info"][0]["dn_scale"] == 10000 and info["format_version"] == "7.0"
     out = terracodec.decode(stream).pixels[0]
     assert out.dtype == np.float32
     assert np.corrcoef(out.ravel(), refl.ravel())[0, 1] > 0.99

@@ -20,7 +20,7 @@ from terracodec.api.resolve import resolve_model
 from terracodec.api.execute import encode_units
 from terracodec.api.plan import plan
 from terracodec.api.workers import ModelSpec
-from terracodec.container import BAND_SHIFT_MAJOR, FORMAT_MAJOR, ContainerWriter
+from terracodec.container import BAND_SHIFT_MAJOR, CHAINED_MAJOR, FORMAT_MAJOR, ContainerWriter
 from terracodec.header_compact import compact
 from terracodec.header import StreamHeader
 from terracodec.errors import InputError
@@ -138,12 +138,19 @@ def encode(
     return described
 
 
+def format_major(header: StreamHeader) -> int:
+    """Image models write major 7 (chained payloads); temporal models 6 when a frame is centred,
+    else 5 (docs/FORMAT.md, Versioning)."""
+    if header.codec.kind == "image":
+        return CHAINED_MAJOR
+    return BAND_SHIFT_MAJOR if any(fr.band_shift for fr in header.frames) else FORMAT_MAJOR
+
+
 def encode_into(f: Any, stack: Any, header: StreamHeader, codec: Any, progress: Any = None,
                 executor: Any = None, spec: ModelSpec | None = None) -> int:
     """Code every unit of `header`'s plan into a container in `f`; returns its size in bytes."""
-    centred = any(fr.band_shift for fr in header.frames)
     writer = ContainerWriter(f, compact(header.to_json()), header.frame_count, header.tiles_per_frame,
-                             major=BAND_SHIFT_MAJOR if centred else FORMAT_MAJOR)
+                             major=format_major(header))
     total, done = header.frame_count * header.tiles_per_frame, 0
     for unit, records in encode_units(plan(header), stack, header, codec, executor, spec):
         for fi, record in zip(unit.frames, records):

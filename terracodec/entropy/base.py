@@ -14,7 +14,7 @@ tile keeps the coder's lanes busy and the container simple. The stream is exactl
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -137,13 +137,18 @@ class EntropyModel(nn.Module):
             raise InputError(f"table indexes must lie in [0, {rows})")
         return idx
 
-    def compress_symbols(self, symbols: Tensor, indexes: Tensor) -> bytes:
-        """rANS-code int32 `symbols` with table rows `indexes` (same number of elements)."""
+    def compress_symbols(self, symbols: Tensor, indexes: Tensor) -> Any:
+        """rANS-code int32 `symbols` with table rows `indexes` (same number of elements): a
+        stream, or inside `rans_chain.deferred_coding` a `Segment` for the tile's chain."""
         from terracodec.entropy.rans import rans_encode
+        from terracodec.entropy.rans_chain import Segment, deferring
 
         self._check_tables()
         if symbols.numel() != indexes.numel():
             raise InputError("symbols and indexes must have the same number of elements")
+        if deferring():
+            return Segment(symbols.reshape(-1).to("cpu", torch.int32), self._checked_indexes(indexes).cpu(),
+                           self._quantized_cdf, self._cdf_length, self._offset)
         return rans_encode(
             symbols.reshape(-1).to(torch.int32),
             self._checked_indexes(indexes),
@@ -152,11 +157,17 @@ class EntropyModel(nn.Module):
             self._offset,
         )
 
-    def decompress_symbols(self, data: bytes, indexes: Tensor) -> Tensor:
-        """Inverse of `compress_symbols`: int32 symbols shaped like `indexes`."""
-        from terracodec.entropy.rans import rans_decode
+    def decompress_symbols(self, data: Any, indexes: Tensor) -> Tensor:
+        """Inverse of `compress_symbols`: int32 symbols shaped like `indexes`, from a stream or
+        from the tile's `rans_chain.ChainReader` (its next segment)."""
+        from terracodec.entropy.rans import _check_tables, rans_decode
+        from terracodec.entropy.rans_chain import ChainReader
 
         self._check_tables()
+        if isinstance(data, ChainReader):
+            tables = _check_tables(self._quantized_cdf, self._cdf_length, self._offset, torch.device("cpu"))
+            values = data.read(self._checked_indexes(indexes), *tables)
+            return values.to(device=indexes.device, dtype=torch.int32).reshape(indexes.shape)
         values = rans_decode(
             data,
             self._checked_indexes(indexes),

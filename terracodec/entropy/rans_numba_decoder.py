@@ -21,26 +21,16 @@ from terracodec.entropy.rans_format import (ESCAPE_FROM_END, PRECISION, PROB_SCA
 
 
 @njit(cache=True, nogil=True)
-def _decode_chunk(c, words, word_base, counts, states, indexes, cdfs, lengths, offsets, lut,
-                  shift, lanes, chunk, out, esc_pos, esc_end, status):  # pragma: no cover
-    """Decode chunk `c`; escaped symbols are listed in esc_pos[begin:esc_end[c]]."""
-    n = out.shape[0]
+def _decode_span(words, ptr, stop, x, lane, lanes, begin, end, indexes, cdfs, lengths, offsets,
+                 lut, shift, out, esc_pos, epos):  # pragma: no cover
+    """Decode symbols begin..end-1 (into `out`, rows `indexes`) from lane states `x` (updated in
+    place, lane `lane` next) and words[ptr:stop]. Returns (ptr, lane, epos, status): a chunk is
+    one span; a chained stream (`rans_chain`) is decoded span by span."""
     n_rows = lengths.shape[0]
-    begin = c * chunk
-    end = min(begin + chunk, n)
-    x = np.empty(lanes, np.int64)
-    for k in range(lanes):
-        x[k] = states[c, k]
-    ptr = word_base[c]
-    stop = ptr + counts[c]
-    epos = begin
-    esc_end[c] = epos
-    lane = 0
     for i in range(begin, end):
         r = indexes[i]
         if r < 0 or r >= n_rows:
-            status[c] = STATUS_BAD_INDEX
-            return
+            return ptr, lane, epos, STATUS_BAD_INDEX
         s = x[lane]
         slot = s & SLOT_MASK
         # Largest v in [0, len-2] with cdf[v] <= slot; the answer lies in [lut[b], lut[b+1]].
@@ -58,8 +48,7 @@ def _decode_chunk(c, words, word_base, counts, states, indexes, cdfs, lengths, o
         s = freq * (s >> PRECISION) + slot - start
         if s < RANS_L:
             if ptr >= stop:
-                status[c] = STATUS_WORDS_OVERRUN
-                return
+                return ptr, lane, epos, STATUS_WORDS_OVERRUN
             s = (s << WORD_BITS) | np.int64(words[ptr])
             ptr += 1
         x[lane] = s
@@ -70,7 +59,26 @@ def _decode_chunk(c, words, word_base, counts, states, indexes, cdfs, lengths, o
         lane += 1
         if lane == lanes:
             lane = 0
+    return ptr, lane, epos, 0
+
+
+@njit(cache=True, nogil=True)
+def _decode_chunk(c, words, word_base, counts, states, indexes, cdfs, lengths, offsets, lut,
+                  shift, lanes, chunk, out, esc_pos, esc_end, status):  # pragma: no cover
+    """Decode chunk `c`; escaped symbols are listed in esc_pos[begin:esc_end[c]]."""
+    n = out.shape[0]
+    begin = c * chunk
+    end = min(begin + chunk, n)
+    x = np.empty(lanes, np.int64)
+    for k in range(lanes):
+        x[k] = states[c, k]
+    stop = word_base[c] + counts[c]
+    ptr, _, epos, code = _decode_span(words, word_base[c], stop, x, 0, lanes, begin, end, indexes,
+                                      cdfs, lengths, offsets, lut, shift, out, esc_pos, begin)
     esc_end[c] = epos
+    if code != 0:
+        status[c] = code
+        return
     if ptr != stop:
         status[c] = STATUS_WORDS_LEFT
         return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import Iterable
@@ -56,6 +57,19 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+_LIVE: "weakref.WeakSet[AtomicOutputs]" = weakref.WeakSet()
+
+
+def abort_all() -> None:
+    """Remove the temporaries (and files half-committed) of every live `AtomicOutputs`: what a
+    process does when a signal ends it without unwinding (worker threads may still be inside a
+    tile, and closing their datasets under them can crash)."""
+    for outputs in list(_LIVE):
+        for path in outputs._placing:
+            path.unlink(missing_ok=True)
+        outputs.abort()
+
+
 class AtomicOutputs:
     """Hands out temporary paths and commits them (all) or removes them (all)."""
 
@@ -65,6 +79,8 @@ class AtomicOutputs:
         self._pending: list[tuple[Path, Path]] = []
         self._scratch: list[Path] = []
         self._created_dirs: list[Path] = []
+        self._placing: list[Path] = []  # finals already placed by a commit in progress
+        _LIVE.add(self)
 
     def check_target(self, final: str | os.PathLike) -> Path:
         """`final`, or InputError when it may not be written (an input, a directory, or an
@@ -128,7 +144,7 @@ class AtomicOutputs:
 
     def commit(self) -> list[Path]:
         """Move every temporary file onto its final path (data flushed to disk first)."""
-        done: list[Path] = []
+        done = self._placing = []
         final = None
         try:
             for temp, final in self._pending:
@@ -147,7 +163,7 @@ class AtomicOutputs:
             raise InputError(f"cannot write {final}: {exc.strerror or exc}") from None
         for temp in self._scratch:
             temp.unlink(missing_ok=True)
-        self._pending, self._scratch, self._created_dirs = [], [], []
+        self._pending, self._scratch, self._created_dirs, self._placing = [], [], [], []
         return done
 
     def _place(self, temp: Path, final: Path) -> None:
@@ -171,7 +187,7 @@ class AtomicOutputs:
         """Remove every temporary file (and directories this object created, when empty)."""
         for temp in [t for t, _ in self._pending] + self._scratch:
             temp.unlink(missing_ok=True)
-        self._pending, self._scratch = [], []
+        self._pending, self._scratch, self._placing = [], [], []
         for directory in reversed(self._created_dirs):
             try:
                 directory.rmdir()

@@ -13,8 +13,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from terracodec.entropy.rans_chain import deferred_coding
 from terracodec.errors import InputError
 from terracodec.models.codec import Codec
+from terracodec.models.payload import finish_chains, pack_chain, unpack_any
 from terracodec.models.payload import pack_streams, unpack_streams  # noqa: F401  (re-exported)
 from terracodec.parallel import budget, intra_op_threads, run_float
 
@@ -67,6 +69,12 @@ class ImageCodec(Codec):
         ungain = getattr(self, "ungain_latent", None)
         return (ungain(y_hat) if ungain else y_hat)[0]
 
+    def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[Any]]:
+        """Per stream, per tile: bytes (payload version 1) or the tile's chain (version 2)."""
+        self._check_size(height, width)
+        per_tile = [unpack_any(d, self.num_streams) for d in data]
+        return [[tile[i] for tile in per_tile] for i in range(self.num_streams)]
+
     # ----------------------------------------------------------------- tiles
     @torch.no_grad()
     def encode_tiles(self, x: Tensor) -> list[bytes]:
@@ -78,9 +86,9 @@ class ImageCodec(Codec):
             raise InputError("tile holds non-finite values")
         x = x.to(self.device, torch.float32)
         y = run_float(self.analysis, x)  # float: the same latents whatever the thread count
-        with intra_op_threads(budget()):  # exact arithmetic: any thread count
-            strings, _ = self.compress_latents(y)
-        return [pack_streams([s[b] for s in strings]) for b in range(x.shape[0])]
+        with intra_op_threads(budget()), deferred_coding():  # exact arithmetic: any thread count
+            segments, _ = self.compress_latents(y)
+        return [pack_chain([s[b] for s in segments]) for b in range(x.shape[0])]
 
     def encode_tile(self, x: Tensor) -> bytes:
         """Payload of one normalised tile `[C, H, W]`."""
@@ -92,7 +100,10 @@ class ImageCodec(Codec):
     def decode_latents_batch(
         self, data: Sequence[bytes], height: int, width: int
     ) -> dict[str, Tensor]:
-        return self.decompress_latents(self._unpack_all(data, height, width), height, width)
+        streams = self._unpack_all(data, height, width)
+        latents = self.decompress_latents(streams, height, width)
+        finish_chains(streams)
+        return latents
 
     @torch.no_grad()
     def decode_tiles(self, data: Sequence[bytes], height: int, width: int) -> Tensor:

@@ -1,18 +1,22 @@
-"""The tile payload of every codec: its entropy-coded streams behind a small table.
+"""The tile payload of every codec: its entropy-coded streams.
 
-Layout: `u8 version (=1) | u8 stream count n | n x LEB128 stream lengths | streams`. The
-container checksums payloads; the layout is still validated here so that a damaged or foreign
-payload raises `CorruptStreamError` instead of decoding into garbage.
+Version 1 (temporal models; image models before format 7): `u8 1 | u8 stream count n |
+n x LEB128 stream lengths | streams`. Version 2 (image models): `u8 2 | one chained rANS stream`
+holding every segment the latent codec codes (`terracodec.entropy.rans_chain`): one flush per
+tile instead of one per stream. The container checksums payloads; the layout is still validated
+here so that a damaged or foreign payload raises `CorruptStreamError` instead of decoding into
+garbage.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from terracodec import varint
 from terracodec.errors import CorruptStreamError
 
 PAYLOAD_VERSION = 1
+CHAINED_PAYLOAD_VERSION = 2
 
 
 def pack_streams(streams: Sequence[bytes]) -> bytes:
@@ -43,4 +47,31 @@ def unpack_streams(data: bytes, expected: int) -> list[bytes]:
     return out
 
 
-__all__ = ["PAYLOAD_VERSION", "pack_streams", "unpack_streams"]
+def pack_chain(segments: Sequence[Any]) -> bytes:
+    """Version 2 payload of a tile's segments (`rans_chain.Segment`, in decode order)."""
+    from terracodec.entropy.rans_chain import chain_encode
+
+    return bytes((CHAINED_PAYLOAD_VERSION,)) + chain_encode(list(segments))
+
+
+def unpack_any(data: bytes, expected: int) -> list[Any]:
+    """The `expected` streams of a version 1 payload, or for version 2 the one `ChainReader`
+    in every stream's place (each stream reads its segment from it, in order)."""
+    if len(data) >= 1 and data[0] == CHAINED_PAYLOAD_VERSION:
+        from terracodec.entropy.rans_chain import ChainReader
+
+        return [ChainReader(memoryview(data)[1:])] * expected
+    return unpack_streams(data, expected)
+
+
+def finish_chains(per_stream: Sequence[Sequence[Any]]) -> None:
+    """After decoding: every chained stream must have ended exactly (`ChainReader.finish`)."""
+    from terracodec.entropy.rans_chain import ChainReader
+
+    seen = {id(r): r for stream in per_stream for r in stream if isinstance(r, ChainReader)}
+    for reader in seen.values():
+        reader.finish()
+
+
+__all__ = ["CHAINED_PAYLOAD_VERSION", "PAYLOAD_VERSION", "finish_chains", "pack_chain", "pack_streams",
+           "unpack_any", "unpack_streams"]
