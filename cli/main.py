@@ -13,7 +13,7 @@ import click
 import terracodec
 from terracodec.cli.errors import ErrorHandlingGroup
 from terracodec.cli.options import coding_options, encode_keywords, jsonable
-from terracodec.cli.options import frames_of as _frames_of, int_list as _int_list
+from terracodec.cli.options import frames_of as _frames_of, int_list as _int_list, parse_cloud_masks
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
 from terracodec.header import PORTABLE_ENTROPY_PATHS
@@ -33,15 +33,24 @@ def main() -> None:
                    "img1_10m.tif,img1_20m.tif,img1_60m.tif), resampled onto the finest grid; "
                    "repeat in time order. Decoding gives the frame on that grid.")
 @coding_options
+@click.option("--cloud-mask", "cloud_masks", multiple=True, metavar="FRAME=PATH",
+              help="Temporal models: a single-band raster on the input grid, non-zero = cloud, for frame "
+                   "FRAME (0-based index or input file name); tokens under cloud are not sent but filled "
+                   "from the previous frames (repeat per frame; docs/CLOUDS.md).")
+@click.option("--cloud-fill", default="interleave", show_default=True, type=click.Choice(["interleave", "propagate"]),
+              help="interleave: fill only the cloudy tokens; propagate: every token of a window from its first cloudy one.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never an input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], bands_text: str | None,
            model: str | None, quality: str | None, weights: str | None, tile_size: int, device: str | None,
-           baseline_offset: str, scale_text: str, overwrite: bool, quiet: bool) -> None:
+           baseline_offset: str, scale_text: str, cloud_masks: tuple[str, ...], cloud_fill: str, overwrite: bool,
+           quiet: bool) -> None:
     """Encode INPUTS (one multi-band GeoTIFF, or several frames on one grid, in time order)."""
     from terracodec.api.encoding import encode as api_encode
 
     options = encode_keywords(bands_text, model, quality, weights, tile_size, device, baseline_offset, scale_text)
+    if cloud_masks:
+        options.update(cloud_masks=parse_cloud_masks(cloud_masks), cloud_fill=cloud_fill)
     frames = _frames_of(inputs, frame_groups)
     with progress_bar("encoding", not quiet) as progress:
         result = api_encode(frames, output, progress=progress, overwrite=overwrite, **options)
@@ -53,6 +62,9 @@ def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], 
             + (f"; chosen for {result['model_choice']}" if result.get("model_choice") else "")
             + ")"
         )
+        filled = [f for f in result["frame_info"] if f["filled"]]
+        if filled:
+            click.echo("filled under clouds: " + ", ".join(f"{f['name']} {100 * f['filled']:.1f} %" for f in filled))
         shifted = [f for f in result["frame_info"] if f["dn_offset"]]
         if shifted:
             click.echo(
@@ -126,6 +138,8 @@ def info(source: str, as_json: bool) -> None:
         if any(f.get("band_shift") or []):
             shift += "  centred: band means " + " ".join(
                 f"{n} {v:+g}" for n, v in f["band_shift_by_name"].items()) + " DN"
+        if f.get("filled"):
+            shift += f"  filled under clouds: {100 * f['filled']:.1f} % of tokens"
         lines.append(
             f"  {f['index']:>3}  {f['name']}  {f['timestamp'] or '-'}  {f['bytes']} bytes  "
             f"{f['bpppb']:.4f} bpppb{shift}"

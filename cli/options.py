@@ -121,6 +121,19 @@ def int_list(text: str | None, what: str, count: int | None = None) -> list[int]
     return values
 
 
+def parse_cloud_masks(items: tuple[str, ...]) -> dict[str, str]:
+    """`--cloud-mask FRAME=PATH` items -> {FRAME: PATH} (FRAME resolved against the inputs later)."""
+    out: dict[str, str] = {}
+    for item in items:
+        frame, sep, path = item.partition("=")
+        if not sep or not frame.strip() or not path:
+            raise InputError(f"--cloud-mask needs FRAME=PATH (a frame index or input file name), got {item!r}")
+        if frame.strip() in out:
+            raise InputError(f"--cloud-mask names frame {frame.strip()!r} twice")
+        out[frame.strip()] = path
+    return out
+
+
 def frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
     """Each INPUT is a frame; each --frame FILE,FILE,... is a frame of several files."""
     if inputs and frame_groups:
@@ -132,5 +145,6 @@ def frames_of(inputs: tuple[str, ...], frame_groups: tuple[str, ...]) -> list:
     return list(inputs)
 
 
-__all__ = ["coding_options", "encode_keywords", "frames_of", "int_list", "jsonable", "parse_baseline_offset", "parse_names",
+__all__ = ["coding_options", "encode_keywords", "frames_of", "int_list", "jsonable", "parse_baseline_offset",
+           "parse_cloud_masks", "parse_names",
            "parse_quality", "parse_scale"]

@@ -61,6 +61,9 @@ class FrameInfo:
     #: Whole DN added per model band to the means (after `dn_offset`): the frame's band centring
     #: (`terracodec.centring`); empty for none (format major 6 when any frame has one).
     band_shift: list[float] = field(default_factory=list)
+    #: Share of the frame's latent tokens filled (predicted, not sent) under clouds: cloud-aware
+    #: coding of temporal models (`terracodec.temporal.clouds`); 0 for none (format major 7).
+    filled: float = 0.0
 
 
 @dataclass
@@ -94,6 +97,8 @@ class StreamHeader:
                 d["dn_scale"] = f.dn_scale
             if f.band_shift:
                 d["band_shift"] = list(f.band_shift)
+            if f.filled:
+                d["filled"] = f.filled
             frames.append(d)
         grid = dict(asdict(self.grid), transform=list(self.grid.transform))
         for key in ("gcps", "gcp_crs_wkt"):  # optional: absent unless the input had GCPs
@@ -204,7 +209,10 @@ def _frame(f: Any, what: str, bands: int, count: int) -> FrameInfo:
     shift = _list(f.get("band_shift", []), f"{what}.band_shift", _finite, 0, bands)
     if shift and (len(shift) != bands or max(abs(v) for v in shift) > 1e9):
         raise _Bad(f"{what}.band_shift needs one value per band, each at most 1e9 in size")
-    return FrameInfo(meta, order, offset, scale, shift)
+    filled = _finite(f.get("filled", 0.0), f"{what}.filled")
+    if not 0.0 <= filled <= 1.0:
+        raise _Bad(f"{what}.filled must be a share in [0, 1]")
+    return FrameInfo(meta, order, offset, scale, shift, filled)
 
 
 def _normalization(n: Any, bands: int) -> dict:

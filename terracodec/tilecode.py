@@ -50,9 +50,12 @@ def encode_tile(
     norm: Normalizer,
     nodata: float | None,
     valid_range: tuple[float, float],
+    cloud: np.ndarray | None = None,
+    fill_mode: str = "interleave",
 ) -> tuple[TileRecord, Any]:
     """Code a [C, h, w] tile (model band order, raw dtype) into a tile record; returns it with
-    the codec's next state."""
+    the codec's next state. `cloud`: the padded tile's cloudy latent cells (temporal codecs
+    fill their tokens, `terracodec.temporal.clouds`)."""
     mask = exact_mask(pixels, nodata, valid_range)
     patch = encode_patch(pixels, mask)
     if mask.all():
@@ -65,8 +68,9 @@ def encode_tile(
     values[holes] = 0.0
     x = np.asarray(norm.normalize(values), dtype=np.float32)
     x[holes] = 0.0  # the band mean: cheap to code, harmless to neighbours
+    options = {} if cloud is None else {"cloud": torch.from_numpy(cloud), "fill_mode": fill_mode}
     with torch.inference_mode():
-        code, state = codec.encode_frame(state, torch.from_numpy(np.ascontiguousarray(pad_tile(x, tile))))
+        code, state = codec.encode_frame(state, torch.from_numpy(np.ascontiguousarray(pad_tile(x, tile))), **options)
     return TileRecord(code, patch, 0), state
 
 

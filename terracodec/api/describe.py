@@ -68,6 +68,7 @@ def info(source: str | os.PathLike | bytes) -> dict[str, Any]:
                     "band_shift_by_name": {n: v for n, v, k in zip(header.codec.band_names or [],
                                                                      f.band_shift, f.band_order) if k >= 0},
                     "band_descriptions": f.meta.descriptions,
+                    "filled": f.filled,
                     "bytes": frame_bytes[i],
                     "bpppb": 8.0 * frame_bytes[i] / pixels,
                 }

@@ -71,6 +71,8 @@ def encode(
     scale: str | float = "auto",
     overwrite: bool = False,
     executor: Any = None,
+    cloud_masks: Any = None,
+    cloud_fill: str = "interleave",
 ) -> bytes | dict:
     """Encode GeoTIFFs (one multi-band image, or frames on one grid) or an array.
 
@@ -119,6 +121,8 @@ def encode(
                 model = chosen.model
             codec, name, quality = resolve_model(model, quality, weights, device)
             header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
+            if cloud_masks:
+                stack = _with_clouds(stack, header, codec, name, cloud_masks, cloud_fill)
             spec = ModelSpec.of(codec, str(weights) if weights else None, device) if executor else None
             run = (stack, header, codec, progress, executor, spec)
             if target is None:
@@ -138,10 +142,27 @@ def encode(
     return described
 
 
+def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks: Any, mode: str) -> Any:
+    """The stack with its frames' cloudy cells (`io.cloud_masks`); each frame's filled share
+    goes into the header."""
+    from terracodec.io.cloud_masks import CloudyStack, read_cloud_masks
+    from terracodec.temporal.clouds import FILL_MODES, filled_share
+
+    if getattr(codec, "kind", "image") != "temporal":
+        raise InputError(f"--cloud-mask needs a temporal model (tec-tt-*, tec-flextec): {name} codes each frame on its own")
+    if mode not in FILL_MODES:
+        raise InputError(f"unknown --cloud-fill {mode!r} (expected one of {', '.join(FILL_MODES)})")
+    cells = read_cloud_masks(dict(masks), stack)
+    repacked = bool(codec.entropy_model.latent_repacking)
+    for fi, c in cells.items():
+        header.frames[fi].filled = filled_share(c, mode, repacked)
+    return CloudyStack(stack, cells, mode)
+
+
 def format_major(header: StreamHeader) -> int:
-    """Image models write major 7 (chained payloads); temporal models 6 when a frame is centred,
-    else 5 (docs/FORMAT.md, Versioning)."""
-    if header.codec.kind == "image":
+    """Image models and frames with tokens filled under clouds write major 7 (payload versions 2
+    and 3); temporal models 6 when a frame is centred, else 5 (docs/FORMAT.md, Versioning)."""
+    if header.codec.kind == "image" or any(fr.filled for fr in header.frames):
         return CHAINED_MAJOR
     return BAND_SHIFT_MAJOR if any(fr.band_shift for fr in header.frames) else FORMAT_MAJOR
 

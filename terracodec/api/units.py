@@ -25,12 +25,14 @@ def encode_unit(unit: Unit, source: Any, header: StreamHeader, codec: Any,
     t = unit.tile
     state = _start(codec, header)
     records = []
+    cells_of = getattr(source, "cells_of", None)  # cloud-aware coding (`io.cloud_masks.CloudyStack`)
     for fi in unit.frames:
         frame = header.frames[fi]
         pixels = _model_order(source.read(fi, t.row_off, t.col_off, t.height, t.width),
                               frame.band_order, codec, norms[fi], header.valid_range)
-        record, state = encode_tile(pixels, t, codec, state, norms[fi],
-                                    frame.meta.nodata, header.valid_range)
+        cloud = cells_of(fi, t) if cells_of else None
+        record, state = encode_tile(pixels, t, codec, state, norms[fi], frame.meta.nodata, header.valid_range,
+                                    cloud=cloud, fill_mode=getattr(source, "fill_mode", "interleave"))
         records.append(record)
     return records
 

@@ -17,6 +17,7 @@ from terracodec.errors import CorruptStreamError
 
 PAYLOAD_VERSION = 1
 CHAINED_PAYLOAD_VERSION = 2
+FILLED_PAYLOAD_VERSION = 3
 
 
 def pack_streams(streams: Sequence[bytes]) -> bytes:
@@ -64,6 +65,23 @@ def unpack_any(data: bytes, expected: int) -> list[Any]:
     return unpack_streams(data, expected)
 
 
+def pack_filled(mask: bytes, payload: bytes) -> bytes:
+    """Version 3 (temporal frames with tokens filled under clouds): `u8 3 | LEB128 m | m bytes:
+    the zlib-compressed, bit-packed `[windows, 16]` mask of predicted tokens | a version 1
+    payload` (the steps' streams hold only the windows they send)."""
+    return bytes((FILLED_PAYLOAD_VERSION,)) + varint.encode(len(mask)) + mask + payload
+
+
+def split_filled(data: bytes) -> tuple[bytes | None, bytes]:
+    """(mask bytes or None, the version 1 payload) of a version 3 or version 1 payload."""
+    if len(data) < 1 or data[0] != FILLED_PAYLOAD_VERSION:
+        return None, data
+    size, pos = varint.decode(data, 1, "filled-token mask length")
+    if pos + size > len(data):
+        raise CorruptStreamError("corrupt tile payload: the filled-token mask is truncated")
+    return bytes(data[pos:pos + size]), bytes(data[pos + size:])
+
+
 def finish_chains(per_stream: Sequence[Sequence[Any]]) -> None:
     """After decoding: every chained stream must have ended exactly (`ChainReader.finish`)."""
     from terracodec.entropy.rans_chain import ChainReader
@@ -73,5 +91,5 @@ def finish_chains(per_stream: Sequence[Sequence[Any]]) -> None:
         reader.finish()
 
 
-__all__ = ["CHAINED_PAYLOAD_VERSION", "PAYLOAD_VERSION", "finish_chains", "pack_chain", "pack_streams",
-           "unpack_any", "unpack_streams"]
+__all__ = ["CHAINED_PAYLOAD_VERSION", "FILLED_PAYLOAD_VERSION", "PAYLOAD_VERSION", "finish_chains", "pack_chain",
+           "pack_filled", "pack_streams", "split_filled", "unpack_any", "unpack_streams"]

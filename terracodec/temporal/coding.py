@@ -102,7 +102,10 @@ def step_layout(n: int) -> dict:
 
 
 def encode_symbols(model: LocationScaleGaussianConditional, symbols: Tensor, rows: Tensor) -> bytes:
-    """Headerless rANS stream of int32 `symbols` (at least one) coded with table rows `rows`."""
+    """Headerless rANS stream of int32 `symbols` coded with table rows `rows` (no symbols: no
+    bytes, as for a step whose windows are all filled)."""
+    if symbols.numel() == 0:
+        return b""
     index, cdf, lengths, offsets = _subtable(model, rows)
     n = symbols.numel()
     return rans_encode(symbols.reshape(-1).cpu(), index, cdf, lengths, offsets, **step_layout(n))
@@ -110,6 +113,10 @@ def encode_symbols(model: LocationScaleGaussianConditional, symbols: Tensor, row
 
 def decode_symbols(model: LocationScaleGaussianConditional, data: bytes, rows: Tensor) -> Tensor:
     """Inverse of `encode_symbols` (int32, shaped like `rows`, on the CPU)."""
+    if rows.numel() == 0:
+        if len(data):
+            raise CorruptStreamError("corrupt TEC-TT payload: a step with no tokens to decode holds bytes")
+        return torch.zeros(rows.shape, dtype=torch.int32)
     index, cdf, lengths, offsets = _subtable(model, rows)
     layout = step_layout(rows.numel())
     return rans_decode(data, index, cdf, lengths, offsets, **layout).reshape(rows.shape)
@@ -227,25 +234,40 @@ def _predict_window_chunks(
 
 
 def predicted_token(means: Tensor) -> Tensor:
-    """A token that is not sent (step >= k of a repacked stream): round(mean), on both sides."""
+    """A token that is not sent (step >= k of a repacked stream, or filled under a cloud):
+    round(mean), on both sides."""
     return torch.round(means) + 0.0  # + 0.0: no negative zeros
+
+
+def _sent_windows(filled: Optional[Tensor], t: int, s: slice) -> Optional[Tensor]:
+    """Which windows of tile slice `s` send their token at step `t` (None: all)."""
+    return None if filled is None else ~filled[s, t]
 
 
 def _encode_steps(
     model: TemporalEntropyModel, windows: Tensor, context: FrameContext, tiles: list[slice], k: int = 16,
+    filled: Optional[Tensor] = None,
 ) -> tuple[list[list[bytes]], Tensor, Tensor]:
-    """Step-by-step encoding, as the decoder decodes: (streams of steps < k, tokens, features)."""
+    """Step-by-step encoding, as the decoder decodes: (streams of steps < k, tokens, features).
+    `filled` `[windows, 16]` bool: tokens predicted instead of sent (cloud-aware coding)."""
     streams: list[list[bytes]] = []
     tokens: list[Tensor] = []
     n = windows.shape[0]
 
     def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
+        predicted = predicted_token(means).to(windows.dtype)
         if t >= k:
-            tokens.append(predicted_token(means).to(windows.dtype))
+            tokens.append(predicted)
             return tokens[-1]
         symbols, rows, centres = model.bottleneck.quantize_parameters(windows[:, t], scales, means)
-        streams.append([encode_symbols(model.bottleneck, symbols[s], rows[s]) for s in tiles])
-        tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype))
+        step = []
+        for s in tiles:
+            sent = _sent_windows(filled, t, s)
+            step.append(encode_symbols(model.bottleneck, symbols[s] if sent is None else symbols[s][sent],
+                                       rows[s] if sent is None else rows[s][sent]))
+        streams.append(step)
+        coded = (symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype)
+        tokens.append(coded if filled is None else torch.where(filled[:, t, None], predicted, coded))
         return tokens[-1]
 
     features = _autoregress(model, context, n, code)
@@ -254,17 +276,22 @@ def _encode_steps(
 
 def encode_frame(
     model: TemporalEntropyModel, y: Tensor, context: FrameContext, k: Optional[int] = None,
+    filled: Optional[Tensor] = None,
 ) -> tuple[list[list[bytes]], Tensor, Tensor]:
     """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`).
-    `k` (repacked models): steps sent; the others are `predicted_token`s, coded as 0 bits."""
+    `k` (repacked models): steps sent; the others are `predicted_token`s, coded as 0 bits.
+    `filled` `[B * windows, 16]` bool: tokens predicted at any step (their windows send nothing
+    in that step's stream)."""
     model.bottleneck.update()
     b, _, h, w = y.shape
     windows = model.tokenizer.current(y)
     per_tile = windows.shape[0] // b
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
     k = model.seq_len_dec if k is None else k
-    if k < model.seq_len_dec:  # predicted tokens depend on the ones before: step by step
-        streams, coded, features = _encode_steps(model, windows, context, tiles, k)
+    if filled is not None and not bool(filled.any()):
+        filled = None
+    if k < model.seq_len_dec or filled is not None:  # predicted tokens depend on the ones before
+        streams, coded, features = _encode_steps(model, windows, context, tiles, k, filled)
         return streams, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
     tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
     means, scales, features = _predict_window_chunks(model, tokens, context)
@@ -284,10 +311,10 @@ def encode_frame(
 
 def decode_frame(
     model: TemporalEntropyModel, streams: Sequence[Sequence[bytes]], context: FrameContext,
-    shape: tuple[int, int, int, int],
+    shape: tuple[int, int, int, int], filled: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`); k = the
-    number of steps in `streams`."""
+    number of steps in `streams`, `filled` as the encoder's (read from the payloads)."""
     model.bottleneck.update()
     b, c, h, w = shape
     per_tile = model.tokenizer.windows(h, w)
@@ -295,18 +322,24 @@ def decode_frame(
     k = len(streams)
     if not 0 <= k <= model.seq_len_dec or any(len(s) != b for s in streams):
         raise CorruptStreamError("corrupt TEC-TT payload: wrong number of streams")
+    if filled is not None and tuple(filled.shape) != (n, model.seq_len_dec):
+        raise CorruptStreamError("corrupt TEC-TT payload: the filled-token mask does not fit the tile")
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
     tokens: list[Tensor] = []
 
     def code(t: int, means: Tensor, scales: Tensor) -> Tensor:
+        predicted = predicted_token(means)
         if t >= k:
-            tokens.append(predicted_token(means))
+            tokens.append(predicted)
             return tokens[-1]
         _, rows, centres = model.bottleneck.quantize_parameters(None, scales, means)
-        symbols = torch.cat(
-            [decode_symbols(model.bottleneck, streams[t][i], rows[s]) for i, s in enumerate(tiles)]
-        ).to(centres.device)
-        tokens.append((symbols.to(torch.int64) + centres.to(torch.int64)).to(means.dtype))
+        token = predicted.clone() if filled is not None else torch.empty_like(means)
+        for i, s in enumerate(tiles):
+            sent = _sent_windows(filled, t, s)
+            sel = torch.arange(s.start, s.stop) if sent is None else torch.arange(s.start, s.stop)[sent]
+            symbols = decode_symbols(model.bottleneck, streams[t][i], rows[sel]).to(centres.device)
+            token[sel] = (symbols.to(torch.int64) + centres[sel].to(torch.int64)).to(means.dtype)
+        tokens.append(token)
         return tokens[-1]
 
     features = _autoregress(model, context, n, code)

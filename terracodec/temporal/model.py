@@ -18,10 +18,9 @@ last equals `latent_channels`), `residual_blocks` (3), `d_model` (768), `num_hea
 `window_context` (8), `window_current` (4), `context_frames` (2), `dropout` (0).
 
 Coding: a tile's frame is one payload of `window_current**2` streams (one per autoregressive
-step, see `terracodec.temporal.coding`). A tile's frames go through the sequence protocol
-(`terracodec.models.codec`: `start_state`, `encode_frame`, `decode_frame`,
-`decode_frame_latents`) with a `TemporalState` that both sides advance identically; the batched
-`encode_frames` / `decode_frames` code the same frame of several tiles at once.
+step, `terracodec.temporal.coding`; tokens filled under clouds: `temporal.clouds`), through the
+sequence protocol (`terracodec.models.codec`) with a `TemporalState` that both sides advance
+identically; the batched `encode_frames` / `decode_frames` code a frame of several tiles.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from torch import Tensor, nn
 
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.models.codec import Codec
-from terracodec.models.payload import pack_streams, unpack_streams
+from terracodec.models.payload import unpack_streams
 from terracodec.parallel import chunks, run_tasks
 from terracodec.registry import register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
@@ -133,8 +132,7 @@ class TemporalCodec(Codec):
 
     # ----------------------------------------------------------------- context
     def start_context(self) -> Tensor:
-        """Context encoding of the learned constant latent: one window (all windows of a
-        constant latent are equal), broadcast by the entropy model."""
+        """Context encoding of the learned constant latent: one window (all are equal)."""
         return self._encode_pad(self.entropy_model, self._temporal_pad_token_maker.weight)
 
     @staticmethod
@@ -190,9 +188,7 @@ class TemporalCodec(Codec):
         if state.pending is None and not state.encoded:
             first = run_tasks([lambda: em.memory_keys_values(self._start_memory(path))])[0]
             return [], lambda _: FrameContext(first)
-        windows = None
-        if state.pending is not None:
-            windows = em.tokenizer.context(state.pending)
+        windows = em.tokenizer.context(state.pending) if state.pending is not None else None
         tasks, finish = context_tasks(em, state.encoded, windows)
 
         def done(results: list) -> Any:
@@ -263,10 +259,13 @@ class TemporalCodec(Codec):
     @torch.no_grad()
     def encode_frames(
         self, x: Tensor, state: Optional[TemporalState] = None, k: Optional[int] = None,
+        cloud: Optional[Tensor] = None, fill_mode: str = "interleave",
     ) -> tuple[list[bytes], TemporalState]:
         """Code the next frame of B tile sequences `[B, C, H, W]` (normalised): one payload per
         tile, and the state for the following frame. `k`: a repacked model's tokens sent per
-        window for this frame (default `tokens_sent`); the payload records it."""
+        window for this frame (default `tokens_sent`); the payload records it. `cloud`: `[B,
+        H/16, W/16]` bool cloudy latent cells, whose tokens are filled (`temporal.clouds`)."""
+        from terracodec.temporal.clouds import filled_tokens, frame_payloads
         from terracodec.temporal.coding import encode_frame
 
         state = state or TemporalState()
@@ -282,9 +281,13 @@ class TemporalCodec(Codec):
         if k != self.num_streams and not (self.entropy_model.latent_repacking and 0 <= k <= self.num_streams):
             raise InputError(f"tokens per window {k}: this model sends 0..{self.num_streams} only with latent repacking")
         em = self._coder(_portable_path(state))[0]
-        streams, y_hat, _ = encode_frame(em, results[0], finish(results[1:]), k)
-        payloads = [pack_streams([s[b] for s in streams]) for b in range(x.shape[0])]
-        return payloads, self.advance(state, y_hat)
+        filled = None
+        if cloud is not None:
+            if tuple(cloud.shape) != (x.shape[0], x.shape[2] // 16, x.shape[3] // 16):
+                raise InputError(f"cloud cells {tuple(cloud.shape)} do not fit the tiles {tuple(x.shape)}")
+            filled = filled_tokens(cloud.bool(), fill_mode, em.latent_repacking)
+        streams, y_hat, _ = encode_frame(em, results[0], finish(results[1:]), k, filled)
+        return frame_payloads(streams, filled, x.shape[0]), self.advance(state, y_hat)
 
     @torch.no_grad()
     def decode_latent_frames(
@@ -292,14 +295,19 @@ class TemporalCodec(Codec):
     ) -> tuple[dict[str, Tensor], TemporalState]:
         """Quantised latents `y_hat [B, C, h, w]` and decoder features `[B, d, h, w]` of the next
         frame of B tile sequences (no synthesis), and the next state."""
+        from terracodec.temporal.clouds import read_payloads
         from terracodec.temporal.coding import decode_frame
 
         state = state or TemporalState()
         self._check_state(state, len(data), height // 16, width // 16)
+        self._check_size(height, width)
+        data, filled = read_payloads(list(data), self.entropy_model.tokenizer.windows(height // 16, width // 16),
+                                     self.num_streams)
         streams = self._unpack_all(data, height, width)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(state)
-        y_hat, features = decode_frame(self._coder(_portable_path(state))[0], streams, finish(run_tasks(tasks)), shape)
+        em = self._coder(_portable_path(state))[0]
+        y_hat, features = decode_frame(em, streams, finish(run_tasks(tasks)), shape, filled)
         y_hat = y_hat.float()  # integers: exact in float32 (the portable paths decode in float64)
         return {"y_hat": y_hat, "features": features.float()}, self.advance(state, y_hat)
 
@@ -353,9 +361,12 @@ class TemporalCodec(Codec):
         """A tile's state before its first frame; `coded_on`: the stream's coder platform."""
         return TemporalState(coded_on=coded_on)
 
-    def encode_frame(self, state: TemporalState, x: Tensor) -> tuple[bytes, TemporalState]:
-        """Payload of the tile's next frame (`[C, H, W]`, normalised), and the next state."""
-        payloads, state = self.encode_frames(x[None], state)
+    def encode_frame(self, state: TemporalState, x: Tensor, cloud: Optional[Tensor] = None,
+                     fill_mode: str = "interleave") -> tuple[bytes, TemporalState]:
+        """Payload of the tile's next frame (`[C, H, W]`, normalised; `cloud`: its `[H/16, W/16]`
+        cloudy cells), and the next state."""
+        payloads, state = self.encode_frames(x[None], state, cloud=None if cloud is None else cloud[None],
+                                             fill_mode=fill_mode)
         return payloads[0], state
 
     def decode_frame(self, state: TemporalState, data: bytes, height: int,

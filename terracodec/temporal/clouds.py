@@ -1,0 +1,124 @@
+"""Cloud-aware coding: which tokens of a temporal frame are filled (predicted) instead of sent.
+
+    cloud raster (non-zero = cloud) --16x16 blocks, cover > CLOUD_COVER--> cloudy latent cells
+        --windows of the model's tokenizer, the fill mode--> filled tokens [windows, 16]
+        --zlib(packbits)--> the tile payload (version 3), read back by the decoder
+
+A filled token costs 0 bits and both sides set it to round(mean) of the integer entropy path
+(`coding.predicted_token`), from the previous frames and the tokens before it: the cloud is
+replaced by what the model expects there. Modes (the paper's):
+
+* `interleave`: only the cloudy tokens are filled; the clear ones after them are still sent.
+* `propagate`: in each window, every token from the first cloudy one on is filled.
+
+A model with latent repacking (FlexTEC) carries channel slices of every position in each
+token, so there a window is filled whole when its cloudy cells exceed `CLOUD_COVER`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from terracodec.errors import CorruptStreamError, InputError
+from terracodec.temporal.windows import current_windows
+
+#: A latent cell (16 x 16 pixels) counts as cloudy when more than this share of it is cloud.
+CLOUD_COVER = 0.5
+FILL_MODES = ("interleave", "propagate")
+CELL = 16
+
+
+def cloudy_cells(mask: np.ndarray, cover: float = CLOUD_COVER) -> np.ndarray:
+    """`[H, W]` cloud mask (non-zero = cloud) -> `[ceil(H/16), ceil(W/16)]` bool cells; pixels
+    beyond the raster count as clear."""
+    h, w = mask.shape
+    ph, pw = -(-h // CELL) * CELL, -(-w // CELL) * CELL
+    padded = np.zeros((ph, pw), np.float32)
+    padded[:h, :w] = mask != 0
+    share = padded.reshape(ph // CELL, CELL, pw // CELL, CELL).mean(axis=(1, 3))
+    return share > cover
+
+
+def tile_cells(cells: np.ndarray, row_off: int, col_off: int, padded_h: int, padded_w: int) -> np.ndarray:
+    """The cells of a tile at pixel offset (row_off, col_off) whose padded size is
+    padded_h x padded_w (tiles start on the 16 px grid); cells past the frame are clear."""
+    r0, c0 = row_off // CELL, col_off // CELL
+    out = np.zeros((padded_h // CELL, padded_w // CELL), bool)
+    part = cells[r0:r0 + out.shape[0], c0:c0 + out.shape[1]]
+    out[: part.shape[0], : part.shape[1]] = part
+    return out
+
+
+def filled_tokens(cells: Tensor, mode: str, repacked: bool, window: int = 4) -> Tensor:
+    """`[B, h, w]` cloudy cells -> `[B * windows, window**2]` bool filled tokens, in the order of
+    the tokenizer's current windows."""
+    if mode not in FILL_MODES:
+        raise InputError(f"unknown cloud fill mode {mode!r} (expected one of {', '.join(FILL_MODES)})")
+    per_position = current_windows(cells[:, None].float(), window)[..., 0] > 0.5  # [n, 16]
+    if repacked:
+        whole = per_position.float().mean(1) > CLOUD_COVER
+        return whole[:, None].expand_as(per_position).clone()
+    if mode == "propagate":
+        return torch.cumsum(per_position.int(), 1) > 0
+    return per_position
+
+
+def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4) -> float:
+    """Share of a frame's tokens filled, from its cloudy cells (windows on the frame's grid, as
+    the tiles' windows are: tiles start on multiples of 64 px)."""
+    h, w = cells.shape
+    padded = np.zeros((-(-h // window) * window, -(-w // window) * window), bool)
+    padded[:h, :w] = cells
+    tokens = filled_tokens(torch.from_numpy(padded)[None], mode, repacked, window)
+    return round(float(tokens.float().mean()), 6)
+
+
+def pack_mask(filled: Tensor) -> bytes:
+    return zlib.compress(np.packbits(filled.cpu().numpy().reshape(-1)).tobytes(), 9)
+
+
+def unpack_mask(data: bytes, windows: int, steps: int) -> Tensor:
+    """Inverse of `pack_mask` for a tile of `windows` windows; CorruptStreamError otherwise."""
+    need = -(-windows * steps // 8)
+    try:
+        raw = zlib.decompressobj().decompress(data, need + 1)
+    except zlib.error:
+        raise CorruptStreamError("corrupt tile payload: the filled-token mask does not inflate") from None
+    if len(raw) != need:
+        raise CorruptStreamError("corrupt tile payload: the filled-token mask has the wrong size")
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8))[: windows * steps]
+    return torch.from_numpy(bits.astype(bool)).reshape(windows, steps)
+
+
+def frame_payloads(streams: list[list[bytes]], filled: Tensor | None, tiles: int) -> list[bytes]:
+    """Each tile's payload of a coded frame: version 1, or version 3 when the tile has filled
+    tokens (`filled` `[tiles * windows, 16]` or None)."""
+    from terracodec.models.payload import pack_filled, pack_streams
+
+    out = []
+    per_tile = filled.shape[0] // tiles if filled is not None else 0
+    for b in range(tiles):
+        payload = pack_streams([s[b] for s in streams])
+        mask = filled[b * per_tile:(b + 1) * per_tile] if filled is not None else None
+        out.append(pack_filled(pack_mask(mask), payload) if mask is not None and bool(mask.any()) else payload)
+    return out
+
+
+def read_payloads(data: list[bytes], windows: int, steps: int) -> tuple[list[bytes], Tensor | None]:
+    """(version 1 payloads, filled tokens `[tiles * windows, steps]` or None) of a frame's tile
+    payloads (inverse of `frame_payloads`; `windows` per tile)."""
+    from terracodec.models.payload import split_filled
+
+    parts = [split_filled(d) for d in data]
+    if all(m is None for m, _ in parts):
+        return [p for _, p in parts], None
+    masks = [torch.zeros(windows, steps, dtype=torch.bool) if m is None else unpack_mask(m, windows, steps)
+             for m, _ in parts]
+    return [p for _, p in parts], torch.cat(masks)
+
+
+__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cloudy_cells", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "unpack_mask"]
