@@ -75,6 +75,36 @@ def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], 
 
 
 @main.command()
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="Directory for the filled frames.")
+@click.option("--cloud-mask", "cloud_masks", multiple=True, required=True, metavar="FRAME=PATH",
+              help="As for `tec encode`: a cloud mask (non-zero = cloud) for frame FRAME; repeat per frame.")
+@click.option("--cloud-fill", default="interleave", show_default=True, type=click.Choice(["interleave", "propagate"]))
+@click.option("--model", default="tec-tt-small", show_default=True, help="A temporal model (see `tec models`).")
+@click.option("--quality", default=None, help="Quality level; default: the model's.")
+@click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
+@click.option("--bands", "bands_text", default=None, metavar="B01,B02,...", help="Names of the input's bands.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files (never an input).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+def inpaint(inputs: tuple[str, ...], output: str, cloud_masks: tuple[str, ...], cloud_fill: str, model: str,
+            quality: str | None, weights: str | None, bands_text: str | None, overwrite: bool, quiet: bool) -> None:
+    """Gap-fill the cloudy parts of INPUTS (frames in time order): encode with their cloud masks and
+    decode in one step, into OUTPUT (one GeoTIFF per frame, `<frame>.filled.tif` beside each filled one)."""
+    from terracodec.api.decoding import decode as api_decode
+    from terracodec.api.encoding import encode as api_encode
+    from terracodec.cli.options import parse_names, parse_quality
+
+    with progress_bar("encoding", not quiet) as progress:
+        stream = api_encode(_frames_of(inputs, ()), None, model=model, quality=parse_quality(quality), weights=weights,
+                            band_names=parse_names(bands_text, "--bands"), cloud_masks=parse_cloud_masks(cloud_masks),
+                            cloud_fill=cloud_fill, progress=progress)
+    with progress_bar("decoding", not quiet) as progress:
+        paths = api_decode(stream, output, weights=weights, progress=progress, overwrite=overwrite)
+    if not quiet:
+        click.echo(f"wrote {len(paths)} frame(s) to {output}")
+
+
+@main.command()
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="A .tif file (one frame) or a directory (one GeoTIFF per frame).")

@@ -134,3 +134,22 @@ def test_info_json_lists_the_filled_share(tmp_path) -> None:
     shares = [f["filled"] for f in terracodec.info(blob)["frame_info"]]
     assert shares[0] == 0 and 0.2 < shares[1] <= 1
     assert json.loads(json.dumps(terracodec.info(blob)["frame_info"]))[1]["filled"] == shares[1]
+
+
+@pytest.mark.slow
+def test_inpaint_writes_filled_frames_with_their_filled_pixel_masks(tmp_path) -> None:
+    """`tec inpaint` = encode with the masks + decode; the sidecar marks the filled cells (16 px
+    blocks more than half under the mask) on the frame's grid, and nothing else."""
+    mask = _mask_file(tmp_path / "cloud.tif", SAMPLE[2], slice(20, 70), slice(10, 60))
+    out = tmp_path / "filled"
+    r = tec("inpaint", *SAMPLE[:3], "-o", out, "--cloud-mask", f"2={mask}", "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [s.name for s in SAMPLE[:3]] + [SAMPLE[2].stem + ".filled.tif"])
+    with rasterio.open(out / (SAMPLE[2].stem + ".filled.tif")) as ds, rasterio.open(out / SAMPLE[2].name) as frame:
+        filled = ds.read(1)
+        assert ds.transform == frame.transform and ds.crs == frame.crs and ds.shape == frame.shape
+    expected = np.kron(cloudy_cells(rasterio.open(mask).read(1)), np.ones((16, 16), np.uint8))[: filled.shape[0], : filled.shape[1]]
+    assert filled.sum() > 0 and np.array_equal(filled, expected)
+    again = tec("inpaint", *SAMPLE[:3], "-o", out, "--cloud-mask", f"2={mask}", "-q")
+    assert again.exit_code == 1 and "exists" in again.stderr  # nothing replaced by surprise

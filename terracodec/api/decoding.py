@@ -14,6 +14,7 @@ from terracodec.api.stream import open_stream
 from terracodec.container import ContainerReader
 from terracodec.errors import InputError
 from terracodec.header import StreamHeader
+from terracodec.api.filled_masks import filled_pixels, sidecar_path, write_sidecar
 from terracodec.io.atomic import AtomicOutputs
 from terracodec.io.gdal import gdal_env
 from terracodec.io.meta import Grid
@@ -182,8 +183,10 @@ def _plan_files(header: StreamHeader, selected: list[int], output: Path, outputs
         if output.exists() and not output.is_dir():
             raise InputError(f"cannot write to {output}: it exists and is not a directory")
         paths = [output / n for n in _output_names(header, selected)]
-    for p in paths:
+    for p, i in zip(paths, selected):
         outputs.check_target(p)
+        if header.frames[i].filled:  # the frame's filled pixels, beside it (docs/CLOUDS.md)
+            outputs.check_target(sidecar_path(p))
     return paths
 
 
@@ -200,6 +203,10 @@ def _decode_to_files(run: _Run, grid: Grid, paths: list[Path], cog: bool,
             run.decode(lambda k, part, r, c: writers[k].write(part, r, c))
             for w in writers:
                 w.close()
+            for k, i in enumerate(run.frames):
+                if run.header.frames[i].filled:
+                    write_sidecar(sidecar_path(paths[k]), filled_pixels(run.reader.read_tile, run.header, i, run.window),
+                                  grid, outputs)
         finally:
             for w in writers:
                 w.abandon()

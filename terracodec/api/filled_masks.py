@@ -1,0 +1,67 @@
+"""The pixels a decoded frame got from cloud filling, as a sidecar GeoTIFF next to the frame.
+
+    tile payloads (version 3: the filled tokens) --cells of 16 x 16 px--> [H, W] uint8, 1 = filled
+        --> `<frame>.filled.tif` (one band, the frame's grid and window; docs/CLOUDS.md)
+
+Read from the tile records alone (no model runs): a frame that had no filled tokens has no
+sidecar. Data flows as in decoding: records -> cells -> pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from terracodec.header import StreamHeader
+from terracodec.io.meta import Grid
+from terracodec.tiling import tile_grid
+
+SUFFIX = ".filled.tif"
+
+
+def sidecar_path(frame_path: Path) -> Path:
+    """`out/d2.tif` -> `out/d2.filled.tif`."""
+    return frame_path.with_name(frame_path.stem + SUFFIX)
+
+
+def filled_pixels(read_tile: Any, header: StreamHeader, frame: int, window: tuple[int, int, int, int]) -> np.ndarray:
+    """`[height, width]` uint8 of a frame's window (col_off, row_off, width, height): 1 where the
+    pixel's latent cell was filled under a cloud."""
+    from terracodec.models.payload import split_filled
+    from terracodec.temporal.clouds import CELL, unpack_mask
+    from terracodec.temporal.windows import merge_windows
+
+    g = header.grid
+    col_off, row_off, width, height = window
+    out = np.zeros((g.height, g.width), np.uint8)
+    for tile in tile_grid(g.height, g.width, header.tile_size, header.codec.multiple):
+        if (tile.row_off >= row_off + height or tile.row_off + tile.height <= row_off or
+                tile.col_off >= col_off + width or tile.col_off + tile.width <= col_off):
+            continue  # only the tiles the window reads
+        mask_bytes, _ = split_filled(read_tile(frame, tile.index).code)
+        if mask_bytes is None:
+            continue
+        h, w = tile.padded_height // CELL, tile.padded_width // CELL
+        windows = (h // 4) * (w // 4)
+        tokens = unpack_mask(mask_bytes, windows, 16)
+        cells = merge_windows(tokens[:, :, None].float(), h, w, 4)[0, 0].numpy() > 0.5
+        pixels = np.kron(cells, np.ones((CELL, CELL), np.uint8))[: tile.height, : tile.width]
+        out[tile.row_off: tile.row_off + tile.height, tile.col_off: tile.col_off + tile.width] = pixels
+    return out[row_off: row_off + height, col_off: col_off + width]
+
+
+def write_sidecar(path: Path, pixels: np.ndarray, grid: Grid, outputs: Any) -> None:
+    """One-band uint8 GeoTIFF on `grid` (the decoded window's), committed with the frames."""
+    import rasterio
+
+    temp = outputs.temp_for(path)
+    profile = dict(driver="GTiff", height=pixels.shape[0], width=pixels.shape[1], count=1, dtype="uint8",
+                   compress="deflate", transform=grid.affine(), crs=grid.crs_wkt or None)
+    with rasterio.open(temp, "w", **profile) as ds:
+        ds.write(pixels[None])
+        ds.set_band_description(1, "filled under clouds (1) or decoded from the stream (0)")
+
+
+__all__ = ["SUFFIX", "filled_pixels", "sidecar_path", "write_sidecar"]
