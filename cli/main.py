@@ -169,7 +169,7 @@ def info(source: str, as_json: bool) -> None:
             shift += "  centred: band means " + " ".join(
                 f"{n} {v:+g}" for n, v in f["band_shift_by_name"].items()) + " DN"
         if f.get("filled"):
-            shift += f"  filled under clouds: {100 * f['filled']:.1f} % of tokens"
+            shift += f"  filled under clouds: {100 * f['filled']:.1f} % of pixels"
         lines.append(
             f"  {f['index']:>3}  {f['name']}  {f['timestamp'] or '-'}  {f['bytes']} bytes  "
             f"{f['bpppb']:.4f} bpppb{shift}"

@@ -121,8 +121,13 @@ def int_list(text: str | None, what: str, count: int | None = None) -> list[int]
     return values
 
 
-def parse_cloud_masks(items: tuple[str, ...]) -> dict[str, str]:
-    """`--cloud-mask FRAME=PATH` items -> {FRAME: PATH} (FRAME resolved against the inputs later)."""
+def parse_cloud_masks(items: tuple[str, ...]) -> dict[str, str] | str:
+    """`--cloud-mask FRAME=PATH` items -> {FRAME: PATH} (FRAME resolved against the inputs later),
+    or "auto" (`--cloud-mask auto`, alone)."""
+    if "auto" in items:
+        if len(items) > 1:
+            raise InputError("--cloud-mask auto detects every frame's clouds: give no other --cloud-mask")
+        return "auto"
     out: dict[str, str] = {}
     for item in items:
         frame, sep, path = item.partition("=")

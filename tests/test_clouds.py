@@ -153,3 +153,15 @@ def test_inpaint_writes_filled_frames_with_their_filled_pixel_masks(tmp_path) ->
     assert filled.sum() > 0 and np.array_equal(filled, expected)
     again = tec("inpaint", *SAMPLE[:3], "-o", out, "--cloud-mask", f"2={mask}", "-q")
     assert again.exit_code == 1 and "exists" in again.stderr  # nothing replaced by surprise
+
+
+def test_auto_detection_finds_the_cloudy_dates_of_the_bundled_series() -> None:
+    """The bundled eo-learn series: 2015-07-31 is hazy and 08-20 overcast (blue reflectance 0.15
+    and 0.30 over farmland and forest), the other dates clear; the first frame is never filled."""
+    blob = terracodec.encode([str(s) for s in SAMPLE], model="tec-tt-small", cloud_masks="auto")
+    shares = [f["filled"] for f in terracodec.info(blob)["frame_info"]]
+    assert shares[0] == 0 and shares[1] > 0.3 and shares[2] > 0.85 and shares[3] == shares[4] == 0, shares
+    with pytest.raises(InputError, match="auto"):
+        from terracodec.cli.options import parse_cloud_masks
+
+        parse_cloud_masks(("auto", "1=m.tif"))

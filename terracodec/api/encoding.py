@@ -145,17 +145,17 @@ def encode(
 def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks: Any, mode: str) -> Any:
     """The stack with its frames' cloudy cells (`io.cloud_masks`); each frame's filled share
     goes into the header."""
-    from terracodec.io.cloud_masks import CloudyStack, read_cloud_masks
+    from terracodec.io.cloud_masks import CloudyStack, detect_cloud_masks, read_cloud_masks
     from terracodec.temporal.clouds import FILL_MODES, filled_share
 
     if getattr(codec, "kind", "image") != "temporal":
         raise InputError(f"--cloud-mask needs a temporal model (tec-tt-*, tec-flextec): {name} codes each frame on its own")
     if mode not in FILL_MODES:
         raise InputError(f"unknown --cloud-fill {mode!r} (expected one of {', '.join(FILL_MODES)})")
-    cells = read_cloud_masks(dict(masks), stack)
+    cells = detect_cloud_masks(stack, header) if masks == "auto" else read_cloud_masks(dict(masks), stack)
     repacked = bool(codec.entropy_model.latent_repacking)
     for fi, c in cells.items():
-        header.frames[fi].filled = filled_share(c, mode, repacked)
+        header.frames[fi].filled = filled_share(c, mode, repacked, size=(header.grid.height, header.grid.width))
     return CloudyStack(stack, cells, mode)
 
 

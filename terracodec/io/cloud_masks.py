@@ -58,6 +58,51 @@ def _read_mask(path: Any, grid: Any) -> np.ndarray:
         raise InputError(f"cannot read cloud mask {path}: {exc}") from None
 
 
+#: Bands `detect_clouds` reads (reflectance = (DN - dn_offset) / 10000).
+DETECTION_BANDS = ("B02", "B03", "B04", "B8A", "B11", "B12")
+
+
+def detect_clouds(band: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Fmask's potential-cloud-pixel tests without the thermal band (Zhu & Woodcock 2012,
+    tests 1-4), on reflectance: bright in SWIR-2 (B12 > 0.03) and not snow or vegetation (NDSI,
+    NDVI < 0.8); white (visible bands within 70 % of their mean); hazy (HOT: B02 - 0.5 B04 >
+    0.08); and B8A / B11 > 0.75. -> bool `[H, W]`."""
+    b2, b3, b4, b8a, b11, b12 = (np.asarray(band[b], np.float64) for b in DETECTION_BANDS)
+    eps = 1e-6
+    ndsi = (b3 - b11) / (b3 + b11 + eps)
+    ndvi = (b8a - b4) / (b8a + b4 + eps)
+    basic = (b12 > 0.03) & (ndsi < 0.8) & (ndvi < 0.8)
+    mean = (b2 + b3 + b4) / 3
+    white = (np.abs(b2 - mean) + np.abs(b3 - mean) + np.abs(b4 - mean)) / (mean + eps) < 0.7
+    hot = b2 - 0.5 * b4 - 0.08 > 0
+    return basic & white & hot & (b8a / (b11 + eps) > 0.75)
+
+
+def detect_cloud_masks(stack: Any, header: Any) -> dict[int, np.ndarray]:
+    """{frame: cloudy latent cells} found by `detect_clouds` in every frame but the first (which
+    has no earlier frame to be filled from); InputError when the bands are not there."""
+    from terracodec.temporal.clouds import cloudy_cells
+
+    names = list(header.codec.band_names or [])
+    missing = [b for b in DETECTION_BANDS if b not in names]
+    if missing:
+        raise InputError(f"--cloud-mask auto needs Sentinel-2 bands {', '.join(DETECTION_BANDS)}; "
+                         f"the model codes {', '.join(names) or 'unnamed bands'}")
+    g = stack.grid
+    out = {}
+    for fi, frame in enumerate(header.frames[1:], start=1):
+        files = [frame.band_order[names.index(b)] for b in DETECTION_BANDS]
+        if min(files) < 0:
+            raise InputError(f"--cloud-mask auto: frame {frame.meta.name} lacks one of {', '.join(DETECTION_BANDS)}")
+        pixels = stack.read(fi, 0, 0, g.height, g.width)
+        reflectance = {b: (pixels[j].astype(np.float64) * frame.dn_scale - frame.dn_offset) / 10000.0
+                       for b, j in zip(DETECTION_BANDS, files)}
+        cells = cloudy_cells(detect_clouds(reflectance))
+        if cells.any():
+            out[fi] = cells
+    return out
+
+
 def read_cloud_masks(masks: Mapping[Any, Any], stack: Any) -> dict[int, np.ndarray]:
     """{frame index: cloudy latent cells} of `masks` ({FRAME: PATH or array})."""
     from terracodec.temporal.clouds import cloudy_cells
@@ -103,4 +148,4 @@ class CloudyStack:
         pass
 
 
-__all__ = ["CloudyStack", "read_cloud_masks"]
+__all__ = ["CloudyStack", "DETECTION_BANDS", "detect_cloud_masks", "detect_clouds", "read_cloud_masks"]

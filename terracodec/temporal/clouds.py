@@ -67,14 +67,22 @@ def filled_tokens(cells: Tensor, mode: str, repacked: bool, window: int = 4) -> 
     return per_position
 
 
-def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4) -> float:
-    """Share of a frame's tokens filled, from its cloudy cells (windows on the frame's grid, as
-    the tiles' windows are: tiles start on multiples of 64 px)."""
+def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4,
+                 size: tuple[int, int] | None = None) -> float:
+    """Share of a frame's pixels (`size` = (H, W); default: whole cells) whose latent cells are
+    filled, from its cloudy cells (windows on the frame's grid, as the tiles' windows are: tiles
+    start on multiples of 64 px): what the decoded `.filled.tif` marks."""
+    from terracodec.temporal.windows import merge_windows
+
     h, w = cells.shape
-    padded = np.zeros((-(-h // window) * window, -(-w // window) * window), bool)
+    ph, pw = -(-h // window) * window, -(-w // window) * window
+    padded = np.zeros((ph, pw), bool)
     padded[:h, :w] = cells
     tokens = filled_tokens(torch.from_numpy(padded)[None], mode, repacked, window)
-    return round(float(tokens.float().mean()), 6)
+    filled = merge_windows(tokens[:, :, None].float(), ph, pw, window)[0, 0, :h, :w].numpy() > 0.5
+    rows, cols = size or (h * CELL, w * CELL)
+    pixels = np.kron(filled, np.ones((CELL, CELL), bool))[:rows, :cols]
+    return round(float(pixels.mean()), 6)
 
 
 def pack_mask(filled: Tensor) -> bytes:
