@@ -165,3 +165,31 @@ def test_auto_detection_finds_the_cloudy_dates_of_the_bundled_series() -> None:
         from terracodec.cli.options import parse_cloud_masks
 
         parse_cloud_masks(("auto", "1=m.tif"))
+
+
+def test_a_repacked_model_fills_whole_windows_together_with_quality_k() -> None:
+    """FlexTEC (the small published-architecture fixture): a window more than half cloudy sends
+    no token, the others their first k; both sides end with the same latents."""
+    from test_flextec import SMALL, _load
+
+    from terracodec.temporal import TemporalState
+    from terracodec.temporal.checkpoint import load_tt_checkpoint
+
+    model = load_tt_checkpoint(SMALL / "flextec.pt")
+    meta, _, x = _load(SMALL)
+    size = meta["height"]
+    cells = size // 16
+    cloud = torch.zeros(1, cells, cells, dtype=torch.bool)
+    cloud[0, :4, :4] = True  # the first window, whole
+    cloud[0, 4:5, 4:6] = True  # 2 of 16 cells of another: kept
+    enc, dec = TemporalState(), TemporalState()
+    for t in range(2):
+        payloads, enc = model.encode_frames(x[t: t + 1], enc, k=8, cloud=cloud if t else None)
+        latents, dec = model.decode_latent_frames(payloads, size, size, dec)
+        assert torch.equal(latents["y_hat"][0], enc.pending[0].to(latents["y_hat"].dtype))
+    from terracodec.models.payload import split_filled
+
+    mask_bytes, _ = split_filled(payloads[0])
+    windows = model.entropy_model.tokenizer.windows(cells, cells)
+    filled = unpack_mask(mask_bytes, windows, 16)
+    assert filled[0].all() and not filled[1:].any()
