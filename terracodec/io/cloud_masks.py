@@ -119,7 +119,8 @@ def read_cloud_masks(masks: Mapping[Any, Any], stack: Any) -> dict[int, np.ndarr
 
 class CloudyStack:
     """A stack (`read`, and the rest of it) whose frames carry cloudy cells: `cells_of(frame,
-    tile)` for the tile coder (`api.units.encode_unit`), `fill_mode` for the codec."""
+    tile)` for the tile coder (`api.units.encode_unit`), `fill_mode` for the codec. In a frame
+    with a mask, the cells of a tile's padding are filled as well (they cost bits otherwise)."""
 
     def __init__(self, stack: Any, cells: dict[int, np.ndarray], fill_mode: str) -> None:
         self._stack, self.cells, self.fill_mode = stack, cells, fill_mode
@@ -133,8 +134,8 @@ class CloudyStack:
         cells = self.cells.get(frame)
         if cells is None:
             return None
-        out = tile_cells(cells, tile.row_off, tile.col_off, tile.padded_height, tile.padded_width)
-        return out if out.any() else None
+        # cells of padding only (no pixel of the frame) are filled too: nobody sees them
+        return tile_cells(cells, tile.row_off, tile.col_off, tile.padded_height, tile.padded_width, outside=True)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "_stack":

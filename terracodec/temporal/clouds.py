@@ -43,11 +43,13 @@ def cloudy_cells(mask: np.ndarray, cover: float = CLOUD_COVER) -> np.ndarray:
     return share > cover
 
 
-def tile_cells(cells: np.ndarray, row_off: int, col_off: int, padded_h: int, padded_w: int) -> np.ndarray:
+def tile_cells(cells: np.ndarray, row_off: int, col_off: int, padded_h: int, padded_w: int,
+               outside: bool = False) -> np.ndarray:
     """The cells of a tile at pixel offset (row_off, col_off) whose padded size is
-    padded_h x padded_w (tiles start on the 16 px grid); cells past the frame are clear."""
+    padded_h x padded_w (tiles start on the 16 px grid); cells wholly past the frame (padding,
+    no pixel of the frame) are `outside`."""
     r0, c0 = row_off // CELL, col_off // CELL
-    out = np.zeros((padded_h // CELL, padded_w // CELL), bool)
+    out = np.full((padded_h // CELL, padded_w // CELL), outside, bool)
     part = cells[r0:r0 + out.shape[0], c0:c0 + out.shape[1]]
     out[: part.shape[0], : part.shape[1]] = part
     return out
