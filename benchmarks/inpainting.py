@@ -38,7 +38,7 @@ from _common import RESULTS, SHARED_DATA, cpu_name, eolearn_series, oscd_test_se
 
 import terracodec
 from terracodec.bands import S2_L1C_BANDS
-from terracodec.temporal.clouds import CELL, cloudy_cells
+from terracodec.temporal.clouds import cell_pixels, cloudy_cells
 
 MODEL = "tec-tt-small"
 MODES = ("interleave", "propagate")
@@ -150,7 +150,7 @@ def main() -> None:
     for n, (name, series, days, t, clear) in enumerate(cases()):
         h, w = series.shape[-2:]
         for kind, mask in (("block", block_mask(h, w)), ("cloud shape", shape_mask(h, w, n))):
-            cells = np.kron(cloudy_cells(mask), np.ones((CELL, CELL), bool))[:h, :w]
+            cells = cell_pixels(cloudy_cells(mask), h, w)
             if not cells.any():
                 continue
             true = series[t]

@@ -6,7 +6,8 @@ exits 2 with a one-line `error: internal error ...` (set TEC_DEBUG=1 to see the 
 Warnings (`TerracodecWarning`) print as `warning: <message>`. SIGTERM, SIGHUP and Ctrl-C end
 the command at once: its temporary outputs are removed, the one line is said and the process
 exits 143 / 129 / 130 without unwinding, because worker threads may still be inside a tile and
-closing datasets under them can crash (measured under load: SIGSEGV). GDAL's own log lines (libtiff's complaints about a full disk, ...) are silenced: the error says it once.
+closing datasets under them can crash (measured under load: SIGSEGV). GDAL's own log lines
+(libtiff's complaints about a full disk, ...) are silenced: the error says it once.
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ class FrameInfo:
     #: Whole DN added per model band to the means (after `dn_offset`): the frame's band centring
     #: (`terracodec.centring`); empty for none (format major 6 when any frame has one).
     band_shift: list[float] = field(default_factory=list)
-    #: Share of the frame's latent tokens filled (predicted, not sent) under clouds: cloud-aware
-    #: coding of temporal models (`terracodec.temporal.clouds`); 0 for none (format major 7).
+    #: Share of the frame's pixels whose latent cells were filled (predicted, not sent) under
+    #: clouds: cloud-aware coding of temporal models (`terracodec.temporal.clouds`); 0 for none
+    #: (format major 7).
     filled: float = 0.0
 
 

@@ -193,3 +193,17 @@ def test_a_repacked_model_fills_whole_windows_together_with_quality_k() -> None:
     windows = model.entropy_model.tokenizer.windows(cells, cells)
     filled = unpack_mask(mask_bytes, windows, 16)
     assert filled[0].all() and not filled[1:].any()
+
+
+@pytest.mark.slow
+def test_a_window_decode_writes_the_window_of_the_filled_pixel_mask(tmp_path) -> None:
+    mask = np.zeros((101, 100), np.uint8)
+    mask[20:70, 10:60] = 1
+    blob = terracodec.encode([str(s) for s in SAMPLE[:2]], model="tec-tt-small", cloud_masks={1: mask})
+    whole = terracodec.decode(blob, tmp_path / "whole", frames=[1])
+    part = terracodec.decode(blob, tmp_path / "part", frames=[1], window=(5, 10, 60, 70))
+    with rasterio.open(whole[0].with_name(whole[0].stem + ".filled.tif")) as a, \
+            rasterio.open(part[0].with_name(part[0].stem + ".filled.tif")) as b:
+        full = a.read(1)
+        assert full.sum() > 0 and np.array_equal(b.read(1), full[10:80, 5:65])
+        assert b.transform == rasterio.open(part[0]).transform

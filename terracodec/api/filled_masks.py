@@ -16,7 +16,7 @@ import numpy as np
 
 from terracodec.header import StreamHeader
 from terracodec.io.meta import Grid
-from terracodec.tiling import tile_grid
+from terracodec.tiling import window_tiles
 
 SUFFIX = ".filled.tif"
 
@@ -30,26 +30,23 @@ def filled_pixels(read_tile: Any, header: StreamHeader, frame: int, window: tupl
     """`[height, width]` uint8 of a frame's window (col_off, row_off, width, height): 1 where the
     pixel's latent cell was filled under a cloud."""
     from terracodec.models.payload import split_filled
-    from terracodec.temporal.clouds import CELL, unpack_mask
-    from terracodec.temporal.windows import merge_windows
+    from terracodec.temporal.clouds import CELL, cell_pixels, token_cells, unpack_mask
 
     g = header.grid
     col_off, row_off, width, height = window
-    out = np.zeros((g.height, g.width), np.uint8)
-    for tile in tile_grid(g.height, g.width, header.tile_size, header.codec.multiple):
-        if (tile.row_off >= row_off + height or tile.row_off + tile.height <= row_off or
-                tile.col_off >= col_off + width or tile.col_off + tile.width <= col_off):
-            continue  # only the tiles the window reads
+    out = np.zeros((height, width), np.uint8)
+    for tile in window_tiles(g.height, g.width, header.tile_size, header.codec.multiple, window):
         mask_bytes, _ = split_filled(read_tile(frame, tile.index).code)
         if mask_bytes is None:
             continue
         h, w = tile.padded_height // CELL, tile.padded_width // CELL
-        windows = (h // 4) * (w // 4)
-        tokens = unpack_mask(mask_bytes, windows, 16)
-        cells = merge_windows(tokens[:, :, None].float(), h, w, 4)[0, 0].numpy() > 0.5
-        pixels = np.kron(cells, np.ones((CELL, CELL), np.uint8))[: tile.height, : tile.width]
-        out[tile.row_off: tile.row_off + tile.height, tile.col_off: tile.col_off + tile.width] = pixels
-    return out[row_off: row_off + height, col_off: col_off + width]
+        cells = token_cells(unpack_mask(mask_bytes, (h // 4) * (w // 4), 16), h, w)
+        pixels = cell_pixels(cells, tile.height, tile.width)
+        r0, r1 = max(tile.row_off, row_off), min(tile.row_off + tile.height, row_off + height)
+        c0, c1 = max(tile.col_off, col_off), min(tile.col_off + tile.width, col_off + width)
+        out[r0 - row_off: r1 - row_off, c0 - col_off: c1 - col_off] = \
+            pixels[r0 - tile.row_off: r1 - tile.row_off, c0 - tile.col_off: c1 - tile.col_off]
+    return out
 
 
 def write_sidecar(path: Path, pixels: np.ndarray, grid: Grid, outputs: Any) -> None:

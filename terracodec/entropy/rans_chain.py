@@ -27,11 +27,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from terracodec.entropy.rans_format import (CORRUPT_MESSAGES, DEFAULT_LANES, ESCAPE_FROM_END,
-                                            MAX_CHUNK_SYMBOLS, MAX_LANES, RANS_L, STATUS_BAD_FINAL_STATE,
-                                            STATUS_BAD_INDEX, STATUS_WORDS_LEFT, SYMBOL_MAX, SYMBOL_MIN,
+from terracodec.entropy.rans_format import (CORRUPT_MESSAGES, DEFAULT_LANES, MAX_CHUNK_SYMBOLS, MAX_LANES,
+                                            RANS_L, STATUS_BAD_FINAL_STATE, STATUS_BAD_INDEX, STATUS_WORDS_LEFT,
                                             SYMBOLS_PER_LANE)
-from terracodec.entropy.rans_stream import parse, varint_decode, varint_decode_all, varint_encode
+from terracodec.entropy.rans_stream import apply_escapes, parse, varint_decode, varint_decode_all, varint_encode
 from terracodec.errors import CorruptStreamError
 
 
@@ -122,47 +121,51 @@ class ChainReader:
         self.x = np.array(layout.states[0] if self.n else [RANS_L] * self.lanes, np.int64)
         self.escapes = varint_decode_all(layout.escapes, "escape section") if self.n else np.zeros(0, np.int64)
         self.done = self.ptr = self.lane = self.escaped = 0
+        self._tables: dict[int, tuple] = {}  # id(cdfs) -> its arrays and bucket table, for this tile
+
+    def _decoder_tables(self, cdfs: torch.Tensor, lengths: torch.Tensor, offsets: torch.Tensor) -> tuple:
+        """The numba decoder's arrays of a table, built once per tile (ELIC reads 10 segments
+        with the same table); the entry keeps `cdfs` alive, so its id stays its own."""
+        from terracodec.entropy.rans_numba import _bucket_shift
+        from terracodec.entropy.rans_numba_decoder import _bucket_table
+
+        hit = self._tables.get(id(cdfs))
+        if hit is None or hit[0] is not cdfs or hit[1] is not lengths or hit[2] is not offsets:
+            table, lens = cdfs.cpu().numpy(), lengths.cpu().numpy().astype(np.int64)
+            shift = _bucket_shift(lens.shape[0])
+            hit = (cdfs, lengths, offsets, table, lens, offsets.cpu().numpy().astype(np.int64), shift,
+                   _bucket_table(table, lens, shift))
+            self._tables[id(cdfs)] = hit
+        return hit[3:]
 
     def read(self, indexes: torch.Tensor, cdfs: torch.Tensor, lengths: torch.Tensor,
              offsets: torch.Tensor) -> torch.Tensor:
         """The next `indexes.numel()` symbols (int32, on `indexes`' device), rows `indexes` of
         the (validated, int32) table `cdfs` / `lengths` / `offsets`."""
-        from terracodec.entropy.rans_numba import _bucket_shift
-        from terracodec.entropy.rans_numba_decoder import _bucket_table, _decode_span
+        from terracodec.entropy.rans_numba_decoder import _decode_span
 
         k = int(indexes.numel())
         if self.done + k > self.n:
             raise CorruptStreamError("corrupt tile payload: the chained stream holds fewer symbols "
                                      "than the model decodes")
         idx = indexes.reshape(-1).cpu().to(torch.int32).numpy()
-        table, lens = cdfs.cpu().numpy(), lengths.cpu().numpy().astype(np.int64)
-        shift = _bucket_shift(lens.shape[0])
+        table, lens, offs, shift, lut = self._decoder_tables(cdfs, lengths, offsets)
         out, esc = np.empty(k, np.int32), np.empty(k, np.int64)
         self.ptr, self.lane, n_esc, code = _decode_span(
             self.words, self.ptr, self.words.shape[0], self.x, self.lane, self.lanes, 0, k, idx, table,
-            lens, offsets.cpu().numpy().astype(np.int64), _bucket_table(table, lens, shift), shift, out,
-            esc, 0)
+            lens, offs, lut, shift, out, esc, 0)
         if code == STATUS_BAD_INDEX:
             raise ValueError(f"indexes must be in [0, {lens.shape[0]})")
         if code:
             raise CorruptStreamError(f"rANS stream is corrupt ({CORRUPT_MESSAGES[code]})")
-        self._fill_escapes(out, idx, lens, offsets.cpu().numpy().astype(np.int64), esc[:n_esc])
-        self.done += k
-        return torch.from_numpy(out).to(indexes.device)
-
-    def _fill_escapes(self, out: np.ndarray, idx: np.ndarray, lens: np.ndarray, offs: np.ndarray,
-                      positions: np.ndarray) -> None:
-        if positions.size == 0:
-            return
-        raw = self.escapes[self.escaped:self.escaped + positions.size]
-        if raw.size != positions.size:
+        raw = self.escapes[self.escaped:self.escaped + n_esc]
+        if raw.size != n_esc:
             raise CorruptStreamError("rANS stream is corrupt: the escape section is too short")
-        self.escaped += positions.size
-        rows = idx[positions]
-        v = np.where(raw % 2 == 1, -(raw + 1) // 2, lens[rows] - ESCAPE_FROM_END + raw // 2) + offs[rows]
-        if int(v.min()) < SYMBOL_MIN or int(v.max()) > SYMBOL_MAX:
-            raise CorruptStreamError("rANS stream is corrupt: an escaped value is outside int32")
-        out[positions] = v
+        self.escaped += n_esc
+        symbols = torch.from_numpy(out)
+        apply_escapes(symbols, torch.from_numpy(idx), lengths.cpu(), offsets.cpu(), torch.from_numpy(esc[:n_esc]), raw)
+        self.done += k
+        return symbols.to(indexes.device)
 
     def finish(self) -> None:
         """CorruptStreamError unless the stream ended exactly where the model stopped reading."""

@@ -144,7 +144,14 @@ def fill_escapes(symbols: torch.Tensor, indexes: torch.Tensor, lengths: torch.Te
     if raw.size != n_esc:
         raise CorruptStreamError(f"rANS stream is corrupt: {n_esc} escaped symbols but the "
                                  f"escape section holds {raw.size} values")
-    if n_esc == 0:
+    apply_escapes(symbols, indexes, lengths, offsets, positions, raw)
+
+
+def apply_escapes(symbols: torch.Tensor, indexes: torch.Tensor, lengths: torch.Tensor,
+                  offsets: torch.Tensor, positions: torch.Tensor, raw: np.ndarray) -> None:
+    """Write the escaped symbols at `positions` in place from their decoded varints `raw`
+    (one each, in order): the inverse of `escape_section`."""
+    if positions.numel() == 0:
         return
     pos = positions.to(symbols.device)
     rows = indexes[pos].long()

@@ -142,11 +142,5 @@ class CloudyStack:
             raise AttributeError(name)
         return getattr(self._stack, name)
 
-    def __enter__(self) -> "CloudyStack":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
 
 __all__ = ["CloudyStack", "DETECTION_BANDS", "detect_cloud_masks", "detect_clouds", "read_cloud_masks"]

@@ -69,11 +69,8 @@ class ImageCodec(Codec):
         ungain = getattr(self, "ungain_latent", None)
         return (ungain(y_hat) if ungain else y_hat)[0]
 
-    def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[Any]]:
-        """Per stream, per tile: bytes (payload version 1) or the tile's chain (version 2)."""
-        self._check_size(height, width)
-        per_tile = [unpack_any(d, self.num_streams) for d in data]
-        return [[tile[i] for tile in per_tile] for i in range(self.num_streams)]
+    #: Payload version 1 (separate streams) or 2 (the tile's `ChainReader` in every stream's place).
+    _unpack_payload = staticmethod(unpack_any)
 
     # ----------------------------------------------------------------- tiles
     @torch.no_grad()

@@ -142,9 +142,12 @@ class Codec(nn.Module):
         if height <= 0 or width <= 0 or height % m or width % m:
             raise InputError(f"tile size {height}x{width} is not a positive multiple of {m}")
 
+    #: A tile payload -> its streams (`models.payload`); image codecs also read chained payloads.
+    _unpack_payload = staticmethod(unpack_streams)
+
     def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[bytes]]:
         self._check_size(height, width)
-        per_tile = [unpack_streams(d, self.num_streams) for d in data]
+        per_tile = [self._unpack_payload(d, self.num_streams) for d in data]
         return [[tile[i] for tile in per_tile] for i in range(self.num_streams)]
 
     def weights_hash(self) -> str:

@@ -74,17 +74,26 @@ def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4,
     """Share of a frame's pixels (`size` = (H, W); default: whole cells) whose latent cells are
     filled, from its cloudy cells (windows on the frame's grid, as the tiles' windows are: tiles
     start on multiples of 64 px): what the decoded `.filled.tif` marks."""
-    from terracodec.temporal.windows import merge_windows
-
     h, w = cells.shape
     ph, pw = -(-h // window) * window, -(-w // window) * window
     padded = np.zeros((ph, pw), bool)
     padded[:h, :w] = cells
     tokens = filled_tokens(torch.from_numpy(padded)[None], mode, repacked, window)
-    filled = merge_windows(tokens[:, :, None].float(), ph, pw, window)[0, 0, :h, :w].numpy() > 0.5
     rows, cols = size or (h * CELL, w * CELL)
-    pixels = np.kron(filled, np.ones((CELL, CELL), bool))[:rows, :cols]
-    return round(float(pixels.mean()), 6)
+    return round(float(cell_pixels(token_cells(tokens, ph, pw, window), rows, cols).mean()), 6)
+
+
+def token_cells(filled: Tensor, h: int, w: int, window: int = 4) -> np.ndarray:
+    """`[windows, window**2]` filled tokens of an `h x w` cell grid -> `[h, w]` bool filled cells
+    (the inverse of `filled_tokens`' layout; a repacked model's whole windows come back whole)."""
+    from terracodec.temporal.windows import merge_windows
+
+    return merge_windows(filled[:, :, None].float(), h, w, window)[0, 0].numpy() > 0.5
+
+
+def cell_pixels(cells: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """`[h, w]` cells -> `[rows, cols]` pixels (16 x 16 each, cut at `rows` x `cols`)."""
+    return np.kron(cells, np.ones((CELL, CELL), bool))[:rows, :cols]
 
 
 def pack_mask(filled: Tensor) -> bytes:
@@ -131,4 +140,4 @@ def read_payloads(data: list[bytes], windows: int, steps: int) -> tuple[list[byt
     return [p for _, p in parts], torch.cat(masks)
 
 
-__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cloudy_cells", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "unpack_mask"]
+__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cell_pixels", "cloudy_cells", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "token_cells", "unpack_mask"]
