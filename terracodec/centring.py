@@ -45,8 +45,7 @@ def min_present_bands(codec: Any) -> int | None:
     """How many of its bands a frame must have for this model (None: all of them). A centred
     image model was trained with absent bands left out (`tec train --centre MIN_BANDS`): it codes
     a frame that lacks some, with the absent bands held at the centre and not decoded."""
-    kind = getattr(codec, "kind", None) or getattr(codec, "config", {}).get("kind", "image")
-    if model_centre(codec) is None or kind != "image":
+    if model_centre(codec) is None:  # centred models: image codecs and TEC-TT on their transforms
         return None
     least = codec.config.get("min_bands")
     return int(least) if isinstance(least, int) and 0 < least <= int(codec.bands) else None

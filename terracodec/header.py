@@ -27,6 +27,11 @@ KINDS = ("image", "temporal")
 #: `codec.coder_platform` values whose entropy parameters every machine computes bit for bit
 #: (`terracodec.temporal.entropy_paths`), oldest first: new streams record the last.
 PORTABLE_ENTROPY_PATHS = ("exact-v1", "int8-v2")
+#: The fixed-point path of temporal models built on an image codec (`tec-tt-elic`): every entropy
+#: parameter from exact fixed-point convolutions (`terracodec.layers.fixedpoint`).
+FIXED_POINT_PATH = "fixed-point-v1"
+#: Every `coder_platform` that decodes bit-exactly on any machine.
+PORTABLE_CODER_PLATFORMS = (*PORTABLE_ENTROPY_PATHS, FIXED_POINT_PATH)
 
 
 @dataclass
@@ -310,4 +315,5 @@ def _num_out(v: float | None) -> float | str | None:
     return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
-__all__ = ["CodecInfo", "FrameInfo", "KINDS", "PORTABLE_ENTROPY_PATHS", "StreamHeader"]
+__all__ = ["CodecInfo", "FIXED_POINT_PATH", "FrameInfo", "KINDS", "PORTABLE_CODER_PLATFORMS", "PORTABLE_ENTROPY_PATHS",
+           "StreamHeader"]

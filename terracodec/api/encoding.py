@@ -22,7 +22,7 @@ from terracodec.api.plan import plan
 from terracodec.api.workers import ModelSpec
 from terracodec.container import BAND_SHIFT_MAJOR, CHAINED_MAJOR, FORMAT_MAJOR, ContainerWriter
 from terracodec.header_compact import compact
-from terracodec.header import StreamHeader
+from terracodec.header import FIXED_POINT_PATH, StreamHeader
 from terracodec.errors import InputError
 from terracodec.io.arrays import ArrayStack, apply_overrides
 from terracodec.io.atomic import AtomicOutputs
@@ -117,7 +117,7 @@ def encode(
             if model is None and weights is None:  # the shipped model that fits the input
                 from terracodec.zoo.choice import choose_model
 
-                chosen = choose_model(stack.frames)
+                chosen = choose_model(stack.frames, (stack.grid.height, stack.grid.width))
                 model = chosen.model
             codec, name, quality = resolve_model(model, quality, weights, device)
             header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
@@ -150,6 +150,9 @@ def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks:
 
     if getattr(codec, "kind", "image") != "temporal":
         raise InputError(f"--cloud-mask needs a temporal model (tec-tt-*, tec-flextec): {name} codes each frame on its own")
+    if not getattr(codec, "fills_cloud_cells", True):
+        raise InputError(f"--cloud-mask needs a token-based temporal model (tec-tt-small, tec-tt, tec-flextec): "
+                         f"{name} codes every latent cell")
     if mode not in FILL_MODES:
         raise InputError(f"unknown --cloud-fill {mode!r} (expected one of {', '.join(FILL_MODES)})")
     cells = detect_cloud_masks(stack, header) if masks == "auto" else read_cloud_masks(dict(masks), stack)
@@ -160,9 +163,11 @@ def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks:
 
 
 def format_major(header: StreamHeader) -> int:
-    """Image models and frames with tokens filled under clouds write major 7 (payload versions 2
-    and 3); temporal models 6 when a frame is centred, else 5 (docs/FORMAT.md, Versioning)."""
-    if header.codec.kind == "image" or any(fr.filled for fr in header.frames):
+    """Image models, temporal models on their fixed-point path (chained payloads: tec-tt-elic)
+    and frames with tokens filled under clouds write major 7 (payload versions 2 and 3); other
+    temporal models 6 when a frame is centred, else 5 (docs/FORMAT.md, Versioning)."""
+    chained = header.codec.kind == "image" or header.codec.coder_platform == FIXED_POINT_PATH
+    if chained or any(fr.filled for fr in header.frames):
         return CHAINED_MAJOR
     return BAND_SHIFT_MAJOR if any(fr.band_shift for fr in header.frames) else FORMAT_MAJOR
 

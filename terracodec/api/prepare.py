@@ -102,7 +102,7 @@ def _centre_frames(stack: Any, codec: Any, frames: list[FrameInfo], normalizatio
     from terracodec.normalization import Normalization
 
     centre = model_centre(codec)
-    if centre is None or kind_of(codec) != "image":
+    if centre is None:
         return
     base = Normalization.from_config(normalization)
     for i, f in enumerate(frames):
@@ -145,7 +145,7 @@ def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int
     if kind == "temporal":  # streams are coded with a portable entropy path: they decode anywhere
         from terracodec.temporal.entropy_paths import CURRENT_PATH
 
-        coded_on = CURRENT_PATH
+        coded_on = str(getattr(codec, "entropy_path", CURRENT_PATH))
     to_hash = getattr(codec, "weights_hash", None)
     multiple = int(codec.multiple)
     header = StreamHeader(

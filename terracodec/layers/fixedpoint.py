@@ -127,7 +127,11 @@ def exact_conv(module: nn.Conv2d | nn.ConvTranspose2d, x: Tensor) -> Tensor:
 
 
 def exact_forward(net: nn.Module, x: Tensor) -> Tensor:
-    """Evaluate a network of convolutions, ReLUs and Sequentials exactly, in float64."""
+    """Evaluate a network of convolutions, ReLUs and Sequentials exactly, in float64; a module
+    with its own `exact_forward` (e.g. `latent_codecs.temporal_mixing`) evaluates itself."""
+    own = getattr(net, "exact_forward", None)
+    if own is not None:
+        return own(x)
     if isinstance(net, nn.Sequential):
         for layer in net:
             x = exact_forward(layer, x)

@@ -110,6 +110,19 @@ MODELS: dict[str, dict[str, Any]] = {
         "description": "TerraCodec v1 FlexTEC (TEC-TT with latent repacking), 12-band S2 L2A, quality k = 1..16 "
                        "tokens per window; needs --weights (FlexTEC v1 checkpoint)",
     },
+    # Trained here (docs/MODELS.md, issue 17): the tec-elic-s2l2a model, frozen, plus a temporal
+    # prior that conditions each date's side parameters on the previous date's latent.
+    "tec-tt-s2l2a": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt-elic", "bands": 12, "N": 64, "M": 192,
+                   "context_widths": [64, 48], "aggregation_width": 128, "temporal_width": 256,
+                   "mix_width": 64},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {q: "tec-tt-s2l2a" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-TT on TEC-ELIC (tec-elic-s2l2a's transforms, frozen, and a temporal prior), 12 bands "
+                       "in L2A order (and stacks of 6-11 of them), centred, 5 qualities, trained on WorldCereal series",
+    },
     # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
     # small TEC-TT (2.6 M parameters), one quality (lambda 100).
     "tec-tt-small": {
