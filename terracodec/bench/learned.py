@@ -7,7 +7,7 @@ out-of-range pixels); `payload_bytes` is the sum of the tile records alone. A se
 
 * image models code each frame on its own, as `tec encode t1.tif t2.tif` does;
 * temporal models (TEC-TT) code each tile's frames in time order, each conditioned on the
-  latents of the previous (up to two) frames of that tile, so the first date costs the most
+  latents of the previous frames of that tile (two for the token TT, one for tec-tt-s2l2a), so the first date costs the most
   and later dates less (`frame_bytes` gives the split).
 
 Weights: a registered model loads its own (`terracodec/weights/`); models that ship none
@@ -92,7 +92,7 @@ class TerracodecModel(Codec):
 
         if self.kind == "temporal":
             fmt = (".tec container (counted); each tile's frames in time order, each conditioned "
-                   "on the previous two frames' latents (the first date is coded alone)")
+                   "on the previous frames' latents (the first date is coded alone)")
         else:
             fmt = ".tec container (counted), frames coded independently"
         out = {"library": f"terracodec {terracodec.__version__} (terracodec.api on arrays)",
