@@ -76,16 +76,19 @@ class ImageCodec(Codec):
     @torch.no_grad()
     def encode_tiles(self, x: Tensor) -> list[bytes]:
         """One payload per tile of a batch `[B, C, H, W]` (normalised values)."""
+        y = run_float(self.analysis, self._checked_tiles(x))  # float: the same latents whatever the thread count
+        with intra_op_threads(budget()), deferred_coding():  # exact arithmetic: any thread count
+            segments, _ = self.compress_latents(y)
+        return [pack_chain([s[b] for s in segments]) for b in range(x.shape[0])]
+
+    def _checked_tiles(self, x: Tensor) -> Tensor:
+        """A batch `[B, C, H, W]` of normalised tiles, checked, as float32 on the model's device."""
         if x.dim() != 4 or x.shape[1] != self.bands:
             raise InputError(f"expected tiles [B, {self.bands}, H, W], got {tuple(x.shape)}")
         self._check_size(x.shape[2], x.shape[3])
         if not bool(torch.isfinite(x).all()):
             raise InputError("tile holds non-finite values")
-        x = x.to(self.device, torch.float32)
-        y = run_float(self.analysis, x)  # float: the same latents whatever the thread count
-        with intra_op_threads(budget()), deferred_coding():  # exact arithmetic: any thread count
-            segments, _ = self.compress_latents(y)
-        return [pack_chain([s[b] for s in segments]) for b in range(x.shape[0])]
+        return x.to(self.device, torch.float32)
 
     def encode_tile(self, x: Tensor) -> bytes:
         """Payload of one normalised tile `[C, H, W]`."""

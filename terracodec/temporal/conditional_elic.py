@@ -90,12 +90,9 @@ class ConditionalElicCodec(ElicCodec):
                      fill_mode: str = "interleave") -> tuple[bytes, PriorState]:
         if cloud is not None:
             raise InputError(f"{self.arch} codes every latent cell: cloud filling needs a token-based TT")
-        if x.dim() != 3 or x.shape[0] != self.bands:
+        if x.dim() != 3:
             raise InputError(f"expected a tile [{self.bands}, H, W], got {tuple(x.shape)}")
-        self._check_size(x.shape[1], x.shape[2])
-        if not bool(torch.isfinite(x).all()):
-            raise InputError("tile holds non-finite values")
-        y = run_float(self.analysis, x[None].to(self.device, torch.float32))
+        y = run_float(self.analysis, self._checked_tiles(x[None]))
         with intra_op_threads(budget()), deferred_coding():  # exact arithmetic: any thread count
             out = self.latent_codec.compress(y, state.y_hat)
         payload = pack_chain([segments[0] for segments in out["strings"]])

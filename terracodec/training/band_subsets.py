@@ -118,6 +118,15 @@ def training_centre(scenes: Sequence[PartialScene], norm: Normalization) -> list
     return [round(float(v), 4) for v in total / area]
 
 
+def centred(dn: np.ndarray, present: np.ndarray, normalization: Normalization, centre: np.ndarray) -> np.ndarray:
+    """One date normalised, each band's mean moved onto `centre` [C, 1, 1] (normalised units),
+    absent bands at it: float32 `[C, H, W]`, what the encoder's centring gives the model."""
+    x = np.asarray(normalization.normalize(dn.astype(np.float64)), np.float64)
+    x = x - x.mean(axis=(1, 2), keepdims=True) + centre
+    x[~present] = centre[~present]
+    return x.astype(np.float32)
+
+
 @dataclass
 class CentredCropSampler:
     """Random crops of partial scenes, normalised and centred, with a distortion weight per band."""
@@ -136,10 +145,7 @@ class CentredCropSampler:
             raise InputError(f"no training scene is at least {self.crop}x{self.crop} pixels")
         centre = np.asarray(self.centre, np.float64)[:, None, None]
         for s in self.scenes:
-            x = np.asarray(self.normalization.normalize(s.dn.astype(np.float64)), np.float64)
-            x = x - x.mean(axis=(1, 2), keepdims=True) + centre
-            x[~s.present] = centre[~s.present]
-            self._normalised.append(x.astype(np.float32))
+            self._normalised.append(centred(s.dn, s.present, self.normalization, centre))
         # Scenes weigh sqrt(area): a large L1C scene still counts more than a 64 px series
         # date, but the many small L2A scenes are not drowned.
         sides = np.sqrt([s.dn.shape[1] * s.dn.shape[2] for s in self.scenes])

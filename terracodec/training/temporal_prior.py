@@ -28,7 +28,7 @@ from torch import Tensor
 
 from terracodec.errors import InputError
 from terracodec.normalization import Normalization
-from terracodec.training.band_subsets import PartialScene, load_partial_scenes
+from terracodec.training.band_subsets import PartialScene, centred, load_partial_scenes
 
 
 @dataclass
@@ -55,7 +55,7 @@ def load_series(inputs: Sequence[str | Path], bands: Sequence[str], normalizatio
             continue
         h = min(s.dn.shape[1] for s in scenes)  # dates a few pixels apart in size: top-left crop
         w = min(s.dn.shape[2] for s in scenes)
-        stack = np.stack([_centred(s.dn[:, :h, :w], s.present, normalization, c)
+        stack = np.stack([centred(s.dn[:, :h, :w], s.present, normalization, c)
                           for s in sorted(scenes, key=lambda s: s.name)])
         for top in range(0, max(1, h - tile + 1), tile):  # large scenes: tile x tile pieces
             for left in range(0, max(1, w - tile + 1), tile):
@@ -71,16 +71,8 @@ def load_singles(inputs: Sequence[str | Path], bands: Sequence[str], normalizati
     c = np.asarray(centre, np.float64)[:, None, None]
     out = []
     for s in load_partial_scenes(inputs, bands, min_bands=min_bands, min_clear=0.0):
-        out.append(Series(s.name, _centred(s.dn, s.present, normalization, c)[None]))
+        out.append(Series(s.name, centred(s.dn, s.present, normalization, c)[None]))
     return out
-
-
-def _centred(dn: np.ndarray, present: np.ndarray, normalization: Normalization, c: np.ndarray) -> np.ndarray:
-    """One date normalised, each band's mean moved onto the centre `c` [C, 1, 1]; absent bands at it."""
-    x = np.asarray(normalization.normalize(dn.astype(np.float64)), np.float64)
-    x = x - x.mean(axis=(1, 2), keepdims=True) + c
-    x[~present] = c[~present]
-    return x.astype(np.float32)
 
 
 def twins(series: Sequence[Series], centre: Sequence[float], *, seed: int, gain_sigma: float = 0.03,
