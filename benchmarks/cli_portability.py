@@ -96,6 +96,7 @@ def main() -> None:
             ("l1c13_tiles1024", [l1c[0]], ["--tile-size", "1024"]),
             ("floods_default", [floods], []),
             ("l1c13_tt_small_2dates", l1c, ["--model", "tec-tt-small"]),
+            ("l1c12_default_2dates", l1c12, []),  # a 12-band series: tec-tt-s2l2a by default
         ]
         rows = [check(tmp, n, i, o) for n, i, o in cases]
     lines = ["# Shipped models through the CLI under other CPU kernels (benchmarks/cli_portability.py)", "",
