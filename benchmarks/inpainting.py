@@ -195,8 +195,8 @@ def main() -> None:
     lines += [f"* {k}: PSNR-10k {pooled_psnr(k):.2f} dB" + (f", bits saved {saved(k):.1f} %" if k in MODES else "")
               for k in [*MODES, *bases]]
     lines += real_clouds()
-    lines += ["", "Not measured: real cloudy frames of WorldCereal and fordead: they are 10- and 6-band L2A, which "
-              "no shipped temporal model codes (`tec-tt-small` is 13-band L1C; issue #17).", "",
+    lines += ["", "Real cloudy L2A frames (WorldCereal, fordead) with the L2A temporal model `tec-tt-s2l2a`: "
+              "`benchmarks/cloud_coding_l2a.py` (`benchmarks/results/cloud_coding_l2a.md`).", "",
               "Pictures (true, masked, filled): " + ", ".join(f"`{p.relative_to(RESULTS)}`" for p in sorted(pics.glob('*.png')))]
     gain = pooled_psnr(best_mode) - pooled_psnr(best_base)
     write_report("inpainting", lines,

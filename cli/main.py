@@ -80,13 +80,14 @@ def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], 
 @click.option("--cloud-mask", "cloud_masks", multiple=True, required=True, metavar="FRAME=PATH",
               help="As for `tec encode`: a cloud mask (non-zero = cloud) for frame FRAME; repeat per frame.")
 @click.option("--cloud-fill", default="interleave", show_default=True, type=click.Choice(["interleave", "propagate"]))
-@click.option("--model", default="tec-tt-small", show_default=True, help="A temporal model (see `tec models`).")
+@click.option("--model", default=None, help="A temporal model (see `tec models`); default: the shipped one that "
+              "fits the input (tec-tt-s2l2a for L2A and 12-band L1C, tec-tt-small for 13-band L1C).")
 @click.option("--quality", default=None, help="Quality level; default: the model's.")
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
 @click.option("--bands", "bands_text", default=None, metavar="B01,B02,...", help="Names of the input's bands.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files (never an input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
-def inpaint(inputs: tuple[str, ...], output: str, cloud_masks: tuple[str, ...], cloud_fill: str, model: str,
+def inpaint(inputs: tuple[str, ...], output: str, cloud_masks: tuple[str, ...], cloud_fill: str, model: str | None,
             quality: str | None, weights: str | None, bands_text: str | None, overwrite: bool, quiet: bool) -> None:
     """Gap-fill the cloudy parts of INPUTS (frames in time order): encode with their cloud masks and
     decode in one step, into OUTPUT (one GeoTIFF per frame, `<frame>.filled.tif` beside each filled one)."""

@@ -58,10 +58,11 @@ def absent_fill(norm: Normalization, centre: Sequence[float], band: int) -> floa
 
 def frame_band_shift(stack: Any, frame: int, band_order: Sequence[int], norm: Normalization,
                      centre: Sequence[float], valid_range: tuple[float, float],
-                     nodata: float | None, dn_scale: float) -> list[float]:
+                     nodata: float | None, dn_scale: float, clear: np.ndarray | None = None) -> list[float]:
     """Whole-DN shift per model band that moves frame `frame`'s valid-pixel band means onto
     `centre` under `norm` (the frame's normalisation before centring, in DN); 0 for a band
-    without valid pixels."""
+    without valid pixels. `clear` (`[H, W]` bool): only those pixels count (cloud-aware coding
+    leaves clouds out, whose brightness would shift the clear ground)."""
     height, width = stack.grid.height, stack.grid.width
     total = np.zeros(len(band_order), np.float64)
     seen = np.zeros(len(band_order), np.float64)
@@ -72,6 +73,8 @@ def frame_band_shift(stack: Any, frame: int, band_order: Sequence[int], norm: No
         strip = np.asarray(stack.read(frame, top, 0, rows, width))[file_bands, ::_STRIDE, ::_STRIDE]
         values = strip.astype(np.float64)
         valid = valid_mask(values, nodata, valid_range)
+        if clear is not None:
+            valid &= clear[top:top + rows, :width][None, ::_STRIDE, ::_STRIDE]
         total[present] += np.where(valid, values, 0.0).sum(axis=(1, 2))
         seen[present] += valid.sum(axis=(1, 2))
     shifts = []

@@ -117,7 +117,7 @@ def encode(
             if model is None and weights is None:  # the shipped model that fits the input
                 from terracodec.zoo.choice import choose_model
 
-                chosen = choose_model(stack.frames, (stack.grid.height, stack.grid.width))
+                chosen = choose_model(stack.frames, temporal=bool(cloud_masks))
                 model = chosen.model
             codec, name, quality = resolve_model(model, quality, weights, device)
             header = build_header(stack, codec, name, quality, size, vrange, mode, scale)
@@ -144,21 +144,21 @@ def encode(
 
 def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks: Any, mode: str) -> Any:
     """The stack with its frames' cloudy cells (`io.cloud_masks`); each frame's filled share
-    goes into the header."""
+    goes into the header, and a centred model's frames are centred on their clear pixels."""
     from terracodec.io.cloud_masks import CloudyStack, detect_cloud_masks, read_cloud_masks
-    from terracodec.temporal.clouds import FILL_MODES, filled_share
+    from terracodec.api.prepare import centre_on_clear_pixels
+    from terracodec.temporal.clouds import FILL_MODES, cell_pixels, filled_share
 
     if getattr(codec, "kind", "image") != "temporal":
         raise InputError(f"--cloud-mask needs a temporal model (tec-tt-*, tec-flextec): {name} codes each frame on its own")
-    if not getattr(codec, "fills_cloud_cells", True):
-        raise InputError(f"--cloud-mask needs a token-based temporal model (tec-tt-small, tec-tt, tec-flextec): "
-                         f"{name} codes every latent cell")
     if mode not in FILL_MODES:
         raise InputError(f"unknown --cloud-fill {mode!r} (expected one of {', '.join(FILL_MODES)})")
     cells = detect_cloud_masks(stack, header) if masks == "auto" else read_cloud_masks(dict(masks), stack)
-    repacked = bool(codec.entropy_model.latent_repacking)
+    repacked = bool(getattr(getattr(codec, "entropy_model", None), "latent_repacking", False))  # FlexTEC
+    size = (header.grid.height, header.grid.width)
     for fi, c in cells.items():
-        header.frames[fi].filled = filled_share(c, mode, repacked, size=(header.grid.height, header.grid.width))
+        header.frames[fi].filled = filled_share(c, mode, repacked, size=size)
+    centre_on_clear_pixels(stack, codec, header, {fi: ~cell_pixels(c, *size) for fi, c in cells.items()})
     return CloudyStack(stack, cells, mode)
 
 

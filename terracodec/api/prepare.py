@@ -96,8 +96,10 @@ def _frame_offsets(stack: Any, norm_name: str, mode: str | bool, scales: list[fl
 
 
 def _centre_frames(stack: Any, codec: Any, frames: list[FrameInfo], normalization: dict,
-                   vrange: tuple[float, float]) -> None:
-    """Each frame's `band_shift` for a model with a centre (`terracodec.centring`); none else."""
+                   vrange: tuple[float, float], clear: dict[int, Any] | None = None) -> None:
+    """Each frame's `band_shift` for a model with a centre (`terracodec.centring`); none else.
+    `clear`: frame -> `[H, W]` bool of its cloud-free pixels; only those frames are (re)centred,
+    on those pixels (cloud-aware coding)."""
     from terracodec.centring import frame_band_shift, model_centre
     from terracodec.normalization import Normalization
 
@@ -106,8 +108,17 @@ def _centre_frames(stack: Any, codec: Any, frames: list[FrameInfo], normalizatio
         return
     base = Normalization.from_config(normalization)
     for i, f in enumerate(frames):
+        if clear is not None and (i not in clear or not clear[i].any()):
+            continue  # no mask, or all cloud: the shift of all its pixels stands
         f.band_shift = frame_band_shift(stack, i, f.band_order, base.shifted(f.dn_offset), centre,
-                                        vrange, f.meta.nodata, f.dn_scale)
+                                        vrange, f.meta.nodata, f.dn_scale, None if clear is None else clear[i])
+
+
+def centre_on_clear_pixels(stack: Any, codec: Any, header: StreamHeader, clear: dict[int, Any]) -> None:
+    """Re-centre the frames of `clear` (frame -> `[H, W]` bool cloud-free pixels) on their clear
+    pixels: a filled cell decodes to the model's prediction under the frame's normalisation, which
+    must describe the ground, not the clouds."""
+    _centre_frames(stack, codec, header.frames, header.normalization, header.valid_range, clear)
 
 
 def build_header(stack: Any, codec: Any, name: str, quality: Any, tile_size: int,

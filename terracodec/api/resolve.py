@@ -137,7 +137,7 @@ def decode_model(header: StreamHeader, model: Any, weights: Any, device: Any) ->
             f"stream was coded by {c.name} (quality {c.quality}) with weights {c.weights_hash[:12]}, "
             f"but the loaded model's weights are {actual[:12]}"
         )
-    if int(codec.bands) != c.bands or int(codec.multiple) != c.multiple:
+    if int(codec.bands) != c.bands or c.multiple % int(codec.multiple):  # 64 px ELIC streams: 16
         raise ModelError(f"model {c.name} does not match the stream's bands or tile multiple")
     if kind_of(codec) != c.kind:
         raise ModelError(f"stream holds {c.kind} coding, model {c.name} is a {kind_of(codec)} model")

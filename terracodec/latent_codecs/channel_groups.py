@@ -10,7 +10,7 @@ its own latent codec (checkerboard around a Gaussian conditional in ELIC).
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -59,22 +59,24 @@ class ChannelGroupsLatentCodec(LatentCodec):
             likelihoods.append(out["likelihoods"]["y"])
         return {"y_hat": torch.cat(decoded, dim=1), "likelihoods": {"y": torch.cat(likelihoods, dim=1)}}
 
-    def compress(self, y: Tensor, side_params: Tensor) -> dict[str, Any]:
+    def compress(self, y: Tensor, side_params: Tensor, coded: Optional[Tensor] = None) -> dict[str, Any]:
+        """`coded`: the cells to code (`latent_codecs.padding`), passed to every group."""
         decoded: list[Tensor] = []
         strings: list[list[bytes]] = []
         for k, y_k in enumerate(y.split(self.groups, dim=1)):
-            out = self.latent_codec[f"y{k}"].compress(y_k, self._params(k, side_params, decoded, True))
+            out = self.latent_codec[f"y{k}"].compress(y_k, self._params(k, side_params, decoded, True), coded)
             decoded.append(out["y_hat"])
             strings.extend(out["strings"])
         return {"strings": strings, "y_hat": torch.cat(decoded, dim=1)}
 
-    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], side_params: Tensor) -> dict[str, Any]:
+    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], side_params: Tensor,
+                   coded: Optional[Tensor] = None) -> dict[str, Any]:
         decoded: list[Tensor] = []
         pos = 0
         for k in range(len(self.groups)):
             codec = self.latent_codec[f"y{k}"]
             part = strings[pos : pos + codec.num_streams]
             pos += codec.num_streams
-            out = codec.decompress(part, shape, self._params(k, side_params, decoded, True))
+            out = codec.decompress(part, shape, self._params(k, side_params, decoded, True), coded)
             decoded.append(out["y_hat"])
         return {"y_hat": torch.cat(decoded, dim=1)}

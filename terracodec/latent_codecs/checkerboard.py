@@ -13,7 +13,7 @@ decoder's parameters is evaluated with `exact_forward` (bit-reproducible, see
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,11 @@ def embed(halves: Tensor) -> Tensor:
     y[..., 0::2, 1::2] = halves[1, ..., 0::2, :]
     y[..., 1::2, 0::2] = halves[1, ..., 1::2, :]
     return y
+
+
+def _coded_halves(coded: Optional[Tensor]) -> Optional[Tensor]:
+    """`[h, w]` bool -> `[2, h, w / 2]`: each pass's coded cells (None: all)."""
+    return None if coded is None else unembed(coded[None, None])[:, 0, 0]
 
 
 def anchor_mask(h: int, w: int, device: torch.device | None = None) -> Tensor:
@@ -101,24 +106,30 @@ class CheckerboardLatentCodec(LatentCodec):
             ctx = unembed(exact_forward(self.context_prediction, embed(halves)))[1]
         return exact_forward(self.entropy_parameters, torch.cat([ctx, side_halves[i]], dim=1))
 
-    def compress(self, y: Tensor, side_params: Tensor) -> dict[str, Any]:
+    def compress(self, y: Tensor, side_params: Tensor, coded: Optional[Tensor] = None) -> dict[str, Any]:
+        """`coded`: the cells to code (`latent_codecs.padding`); the others are 0, sent free."""
         y_halves = unembed(y.to(torch.float64))
         side_halves = unembed(side_params.to(torch.float64))
+        coded_halves = _coded_halves(coded)
         halves = torch.zeros_like(y_halves)
         strings = []
         for i in range(2):
-            out = self.y.compress(y_halves[i], self._half_params(i, halves, side_halves))
+            out = self.y.compress(y_halves[i], self._half_params(i, halves, side_halves),
+                                  None if coded_halves is None else coded_halves[i])
             halves[i] = out["y_hat"]
             strings.extend(out["strings"])
         return {"strings": strings, "y_hat": embed(halves)}
 
-    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], side_params: Tensor) -> dict[str, Any]:
+    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], side_params: Tensor,
+                   coded: Optional[Tensor] = None) -> dict[str, Any]:
         h, w = int(shape[0]), int(shape[1])
         side_halves = unembed(side_params.to(torch.float64))
+        coded_halves = _coded_halves(coded)
         b = side_params.shape[0]
         c = self.context_prediction.in_channels
         halves = side_halves.new_zeros((2, b, c, h, w // 2))
         for i in range(2):
-            out = self.y.decompress([strings[i]], (h, w // 2), self._half_params(i, halves, side_halves))
+            out = self.y.decompress([strings[i]], (h, w // 2), self._half_params(i, halves, side_halves),
+                                    None if coded_halves is None else coded_halves[i])
             halves[i] = out["y_hat"]
         return {"y_hat": embed(halves)}

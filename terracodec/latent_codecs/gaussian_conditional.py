@@ -8,7 +8,7 @@ hyperprior models store `(scales, means)`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -50,29 +50,44 @@ class GaussianConditionalLatentCodec(LatentCodec):
             y_hat = quantize_ste(y - means) + means
         return {"y_hat": y_hat, "likelihoods": {"y": likelihoods}}
 
-    def compress(self, y: Tensor, params: Tensor) -> dict[str, Any]:
-        """One stream per batch item; `y_hat = round(y - means) + means` in float64."""
+    def compress(self, y: Tensor, params: Tensor, coded: Optional[Tensor] = None) -> dict[str, Any]:
+        """One stream per batch item; `y_hat = round(y - means) + means` in float64. `coded`
+        (`[h, w]` bool): only those cells are coded; the others (padding, cells filled under a
+        cloud) cost nothing and decode to their predicted mean, as a symbol of 0 would."""
         scales, means = self.split(params)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y64 = y.to(torch.float64)
+        y_hat = torch.round(y64 - means) + means
+        if coded is None:
+            strings = [
+                self.gaussian_conditional.compress(y64[b : b + 1], indexes[b : b + 1], means[b : b + 1])
+                for b in range(y.shape[0])
+            ]
+            return {"strings": [strings], "y_hat": y_hat}
         strings = [
-            self.gaussian_conditional.compress(y64[b : b + 1], indexes[b : b + 1], means[b : b + 1])
+            self.gaussian_conditional.compress(y64[b][:, coded], indexes[b][:, coded], means[b][:, coded])
             for b in range(y.shape[0])
         ]
-        y_hat = torch.round(y64 - means) + means
-        return {"strings": [strings], "y_hat": y_hat}
+        return {"strings": [strings], "y_hat": torch.where(coded, y_hat, means)}
 
-    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], params: Tensor) -> dict[str, Any]:
+    def decompress(self, strings: list[list[bytes]], shape: Sequence[int], params: Tensor,
+                   coded: Optional[Tensor] = None) -> dict[str, Any]:
         (stream,) = strings
         scales, means = self.split(params)
         if tuple(scales.shape[2:]) != tuple(shape):
             raise ValueError(f"parameters {tuple(scales.shape)} do not match latent size {tuple(shape)}")
         indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = torch.cat(
-            [
-                self.gaussian_conditional.decompress(s, indexes[b : b + 1], means[b : b + 1])
-                for b, s in enumerate(stream)
-            ],
-            dim=0,
-        )
+        if coded is None:
+            y_hat = torch.cat(
+                [
+                    self.gaussian_conditional.decompress(s, indexes[b : b + 1], means[b : b + 1])
+                    for b, s in enumerate(stream)
+                ],
+                dim=0,
+            )
+            return {"y_hat": y_hat}
+        y_hat = means.clone()  # uncoded cells: their mean (`compress`)
+        for b, s in enumerate(stream):
+            y_hat[b][:, coded] = self.gaussian_conditional.decompress(
+                s, indexes[b][:, coded], means[b][:, coded]).to(y_hat.dtype)
         return {"y_hat": y_hat}

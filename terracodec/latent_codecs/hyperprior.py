@@ -6,7 +6,7 @@ streams of the `y` codec.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from torch import Tensor
 
@@ -34,9 +34,10 @@ class HyperpriorLatentCodec(LatentCodec):
             "likelihoods": {"y": y_out["likelihoods"]["y"], "z": hyper_out["likelihoods"]["z"]},
         }
 
-    def compress(self, y: Tensor) -> dict[str, Any]:
+    def compress(self, y: Tensor, coded: Optional[Tensor] = None) -> dict[str, Any]:
+        """`coded`: the cells of `y` to code (`latent_codecs.padding`); the hyperprior sees all."""
         hyper_out = self.hyper.compress(y)
-        y_out = self.y.compress(y, hyper_out["params"])
+        y_out = self.y.compress(y, hyper_out["params"], coded)
         return {
             "strings": hyper_out["strings"] + y_out["strings"],
             "y_hat": y_out["y_hat"],
@@ -44,9 +45,10 @@ class HyperpriorLatentCodec(LatentCodec):
         }
 
     def decompress(
-        self, strings: list[list[bytes]], y_shape: Sequence[int], z_shape: Sequence[int]
+        self, strings: list[list[bytes]], y_shape: Sequence[int], z_shape: Sequence[int],
+        coded: Optional[Tensor] = None,
     ) -> dict[str, Any]:
         n = self.hyper.num_streams
         hyper_out = self.hyper.decompress(strings[:n], z_shape)
-        y_out = self.y.decompress(strings[n:], y_shape, hyper_out["params"])
+        y_out = self.y.decompress(strings[n:], y_shape, hyper_out["params"], coded)
         return {"y_hat": y_out["y_hat"], "z_hat": hyper_out["z_hat"]}

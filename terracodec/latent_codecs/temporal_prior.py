@@ -71,16 +71,17 @@ class TemporalPriorLatentCodec(HyperpriorLatentCodec):
             "likelihoods": {"y": y_out["likelihoods"]["y"], "z": hyper_out["likelihoods"]["z"]},
         }
 
-    def compress(self, y: Tensor, y_prev: Optional[Tensor] = None) -> dict[str, Any]:
+    def compress(self, y: Tensor, y_prev: Optional[Tensor] = None,
+                 coded: Optional[Tensor] = None) -> dict[str, Any]:
         hyper_out = self.hyper.compress(y)
-        y_out = self.y.compress(y, self.conditioned(hyper_out["params"], y_prev, exact=True))
+        y_out = self.y.compress(y, self.conditioned(hyper_out["params"], y_prev, exact=True), coded)
         return {"strings": hyper_out["strings"] + y_out["strings"], "y_hat": y_out["y_hat"],
                 "z_hat": hyper_out["z_hat"]}
 
     def decompress(self, strings: list[list[bytes]], y_shape: Sequence[int], z_shape: Sequence[int],
-                   y_prev: Optional[Tensor] = None) -> dict[str, Any]:
+                   y_prev: Optional[Tensor] = None, coded: Optional[Tensor] = None) -> dict[str, Any]:
         n = self.hyper.num_streams
         hyper_out = self.hyper.decompress(strings[:n], z_shape)
         params = self.conditioned(hyper_out["params"], y_prev, exact=True)
-        y_out = self.y.decompress(strings[n:], y_shape, params)
+        y_out = self.y.decompress(strings[n:], y_shape, params, coded)
         return {"y_hat": y_out["y_hat"], "z_hat": hyper_out["z_hat"]}

@@ -25,6 +25,7 @@ from terracodec.latent_codecs.checkerboard import CheckerboardLatentCodec
 from terracodec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
 from terracodec.latent_codecs.hyper import HyperLatentCodec
 from terracodec.latent_codecs.hyperprior import HyperpriorLatentCodec
+from terracodec.latent_codecs.padding import crop_latent, pad_latent, padded_size, valid_cells
 from terracodec.layers.blocks import AttentionBlock, ResidualBottleneckBlock
 from terracodec.layers.conv import CheckerboardMaskedConv2d, conv, conv1x1, deconv
 from terracodec.models.base import ImageCodec
@@ -46,7 +47,9 @@ class ElicCodec(VariableRateMixin, ImageCodec):
     (channel-context hidden widths, default [224, 128]), `aggregation_width` (512), and optional
     `lambdas` / `quality` for variable rate (`terracodec.models.variable_rate`)."""
 
-    multiple = 64
+    #: Pixels pad to the transforms' stride; the latent pads to the hyperprior's grid for free
+    #: (`latent_codecs.padding`). Streams of multiples of 64 px (made when this was 64) are the same.
+    multiple = 16
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -126,12 +129,15 @@ class ElicCodec(VariableRateMixin, ImageCodec):
         return self.g_s(self.ungain_latent(y_hat))
 
     def compress_latents(self, y: Tensor) -> tuple[list[list[bytes]], dict[str, Tensor]]:
-        out = self.latent_codec.compress(y)
-        return out["strings"], {"y_hat": out["y_hat"], "z_hat": out["z_hat"]}
+        padded, valid = pad_latent(y)
+        out = self.latent_codec.compress(padded, coded=valid)
+        y_hat = crop_latent(out["y_hat"], *y.shape[-2:])
+        return out["strings"], {"y_hat": y_hat, "z_hat": out["z_hat"]}
 
     def decompress_latents(
         self, strings: list[list[bytes]], height: int, width: int
     ) -> dict[str, Tensor]:
-        return self.latent_codec.decompress(
-            strings, (height // 16, width // 16), (height // 64, width // 64)
-        )
+        h, w = height // 16, width // 16
+        ph, pw = padded_size(h, w)
+        out = self.latent_codec.decompress(strings, (ph, pw), (ph // 4, pw // 4), coded=valid_cells(h, w))
+        return {"y_hat": crop_latent(out["y_hat"], h, w), "z_hat": out["z_hat"]}

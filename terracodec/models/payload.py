@@ -68,12 +68,12 @@ def unpack_any(data: bytes, expected: int) -> list[Any]:
 def pack_filled(mask: bytes, payload: bytes) -> bytes:
     """Version 3 (temporal frames with tokens filled under clouds): `u8 3 | LEB128 m | m bytes:
     the zlib-compressed, bit-packed `[windows, 16]` mask of predicted tokens | a version 1
-    payload` (the steps' streams hold only the windows they send)."""
+    or 2 payload` (its streams hold only the tokens or cells they send)."""
     return bytes((FILLED_PAYLOAD_VERSION,)) + varint.encode(len(mask)) + mask + payload
 
 
 def split_filled(data: bytes) -> tuple[bytes | None, bytes]:
-    """(mask bytes or None, the version 1 payload) of a version 3 or version 1 payload."""
+    """(mask bytes or None, the inner payload) of a version 3 payload; (None, data) otherwise."""
     if len(data) < 1 or data[0] != FILLED_PAYLOAD_VERSION:
         return None, data
     size, pos = varint.decode(data, 1, "filled-token mask length")

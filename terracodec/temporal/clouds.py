@@ -69,6 +69,18 @@ def filled_tokens(cells: Tensor, mode: str, repacked: bool, window: int = 4) -> 
     return per_position
 
 
+def filled_grid(cloud: Tensor, h: int, w: int, mode: str, window: int = 4) -> tuple[Tensor, Tensor]:
+    """For a model that codes latent cells rather than tokens (`tec-tt-elic`): `[h0, w0]` cloudy
+    cells of a tile (cells past them clear) on its `h x w` padded latent grid (multiples of
+    `window`) -> (filled tokens `[windows, window**2]`, the payload's record; `[h, w]` bool
+    filled cells). The modes act on each window's cells in raster order, as on tokens."""
+    grid = torch.zeros((h, w), dtype=torch.bool)
+    part = cloud.bool()[:h, :w]
+    grid[: part.shape[0], : part.shape[1]] = part
+    tokens = filled_tokens(grid[None], mode, repacked=False, window=window)
+    return tokens, torch.from_numpy(token_cells(tokens, h, w, window))
+
+
 def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4,
                  size: tuple[int, int] | None = None) -> float:
     """Share of a frame's pixels (`size` = (H, W); default: whole cells) whose latent cells are
@@ -140,4 +152,4 @@ def read_payloads(data: list[bytes], windows: int, steps: int) -> tuple[list[byt
     return [p for _, p in parts], torch.cat(masks)
 
 
-__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cell_pixels", "cloudy_cells", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "token_cells", "unpack_mask"]
+__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cell_pixels", "cloudy_cells", "filled_grid", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "token_cells", "unpack_mask"]

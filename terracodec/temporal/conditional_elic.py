@@ -29,18 +29,20 @@ from torch import Tensor
 from terracodec.entropy.rans_chain import deferred_coding
 from terracodec.errors import InputError
 from terracodec.header import FIXED_POINT_PATH  # what its streams record as `coder_platform`
+from terracodec.latent_codecs.padding import crop_latent, pad_latent, padded_size, valid_cells
 from terracodec.latent_codecs.temporal_mixing import TemporalMixing
 from terracodec.latent_codecs.temporal_prior import TemporalPriorLatentCodec, temporal_prior_net
 from terracodec.models.elic import ElicCodec
-from terracodec.models.payload import finish_chains, pack_chain
+from terracodec.models.payload import finish_chains, pack_chain, pack_filled, split_filled
 from terracodec.parallel import budget, intra_op_threads, run_float
 from terracodec.registry import register_architecture
-
+from terracodec.temporal.clouds import filled_grid, pack_mask, token_cells, unpack_mask
 
 
 @dataclass
 class PriorState:
-    """A tile's previous decoded latent `[1, M, h, w]` (coded space), None before its first frame."""
+    """A tile's previous decoded latent `[1, M, h, w]` (coded space, zero-padded to the hyperprior's
+    grid: `latent_codecs.padding`), None before its first frame."""
 
     y_hat: Optional[Tensor] = None
     frames: int = 0
@@ -54,8 +56,6 @@ class ConditionalElicCodec(ElicCodec):
 
     kind = "temporal"
     entropy_path = FIXED_POINT_PATH
-    #: Cloud-aware coding fills tokens of a token-based TT; this model codes every cell.
-    fills_cloud_cells = False
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -86,27 +86,61 @@ class ConditionalElicCodec(ElicCodec):
         return key.replace(".entropy_parameters.", ".entropy_parameters.aggregation.")
 
     @torch.no_grad()
-    def encode_frame(self, state: PriorState, x: Tensor, cloud: Any = None,
+    def encode_frame(self, state: PriorState, x: Tensor, cloud: Optional[Tensor] = None,
                      fill_mode: str = "interleave") -> tuple[bytes, PriorState]:
-        if cloud is not None:
-            raise InputError(f"{self.arch} codes every latent cell: cloud filling needs a token-based TT")
+        """The tile's next frame (`[C, H, W]`, normalised). `cloud`: its `[H/16, W/16]` cloudy
+        cells, filled instead of sent (`temporal.clouds.filled_grid`); they decode to their
+        predicted mean. Before the analysis the encoder paints the filled cells' pixels with the
+        previous decoded frame (the band means on a first frame): the analysis reaches dozens of
+        pixels, and a cloud left in would leak into the coded neighbours and the side information
+        from which the filled cells are predicted."""
         if x.dim() != 3:
             raise InputError(f"expected a tile [{self.bands}, H, W], got {tuple(x.shape)}")
-        y = run_float(self.analysis, self._checked_tiles(x[None]))
+        tokens, filled = None, None
+        if cloud is not None:
+            if tuple(cloud.shape) != (x.shape[1] // 16, x.shape[2] // 16):
+                raise InputError(f"cloud cells {tuple(cloud.shape)} do not fit the tile {tuple(x.shape)}")
+            tokens, filled = filled_grid(cloud, *padded_size(*cloud.shape), fill_mode)
+            if bool(filled.any()):
+                x = self._painted(state, x, filled[: cloud.shape[0], : cloud.shape[1]])
+            else:
+                tokens, filled = None, None
+        y, coded = pad_latent(run_float(self.analysis, self._checked_tiles(x[None])))
+        if filled is not None:
+            coded = ~filled if coded is None else coded & ~filled
         with intra_op_threads(budget()), deferred_coding():  # exact arithmetic: any thread count
-            out = self.latent_codec.compress(y, state.y_hat)
+            out = self.latent_codec.compress(y, state.y_hat, coded)
         payload = pack_chain([segments[0] for segments in out["strings"]])
+        if tokens is not None:
+            payload = pack_filled(pack_mask(tokens), payload)
         return payload, PriorState(out["y_hat"], state.frames + 1)
+
+    def _painted(self, state: PriorState, x: Tensor, cells: Tensor) -> Tensor:
+        """`x` with the pixels of `cells` (`[H/16, W/16]` bool) taken from the previous decoded
+        frame, or 0 (the band means) before the first."""
+        pixels = cells.repeat_interleave(16, 0).repeat_interleave(16, 1)
+        if state.y_hat is None:
+            return x.masked_fill(pixels, 0.0)
+        past = run_float(self.synthesis, crop_latent(state.y_hat, *cells.shape).to(torch.float32))[0]
+        return torch.where(pixels, past.to(x.dtype), x)
 
     @torch.no_grad()
     def _decode(self, state: PriorState, data: bytes, height: int,
                 width: int) -> tuple[dict[str, Tensor], PriorState]:
+        """The frame's latents (cropped to its coded cells) and the next state (padded latent)."""
+        mask, data = split_filled(data)
+        h, w = height // 16, width // 16
+        ph, pw = padded_size(h, w)
+        coded = valid_cells(h, w)
+        if mask is not None:
+            filled = torch.from_numpy(token_cells(unpack_mask(mask, (ph // 4) * (pw // 4), 16), ph, pw))
+            coded = ~filled if coded is None else coded & ~filled
         streams = self._unpack_all([data], height, width)
         with intra_op_threads(budget()):
-            latents = self.latent_codec.decompress(
-                streams, (height // 16, width // 16), (height // 64, width // 64), state.y_hat)
+            latents = self.latent_codec.decompress(streams, (ph, pw), (ph // 4, pw // 4), state.y_hat, coded)
         finish_chains(streams)
-        return latents, PriorState(latents["y_hat"], state.frames + 1)
+        state = PriorState(latents["y_hat"], state.frames + 1)
+        return {**latents, "y_hat": crop_latent(latents["y_hat"], h, w)}, state
 
     def decode_frame(self, state: PriorState, data: bytes, height: int,
                      width: int) -> tuple[Tensor, PriorState]:

@@ -12,12 +12,11 @@ count: 13 bands L1C, 12 L2A. Then the table below picks, by measurement (docs/MO
 | L2A, 12 bands | tec-fp-s2l2a | held-out L2A: -60.1 % (TerraMesh) and -53.5 % (BigEarthNet) vs JPEG2000, tec-elic-s2l2a -47.4 and -50.7 %; and it decodes 3x faster |
 | L2A, 6-11 named bands | tec-fp-s2l2a | trained on band subsets; held-out 10-band L2A: -39.8 % (WorldCereal 64 px) and -28.8 % (iota2), tec-elic-s2l2a -24.5 and -41.2 % (issue 15) |
 
-A time series (two frames or more) that one of these picks codes with the temporal model built
-on the same transforms, `tec-tt-s2l2a`, when its L2A or 12-band L1C frames tile without much
-padding (the TT's tiles are multiples of 64 px, TEC-FP's of 16): on held-out L2A series it needs
-14-31 % fewer bits than the better image model at equal PSNR (benchmarks/results/temporal_gain.md,
-issue 17); on small frames that it must pad to more than 1.25x their area (80 x 80 px: 2.56x)
-TEC-FP stays ahead. 13-band L1C series keep `tec-fp-s2l1c` (no 13-band TT is shipped).
+A time series (two frames or more) of L2A or 12-band L1C that one of these picks codes with the
+temporal model built on the same transforms, `tec-tt-s2l2a`: on the four held-out L2A series it
+needs fewer bits than the better image model at equal PSNR (benchmarks/results/temporal_gain.md,
+issue 17). 13-band L1C series keep `tec-fp-s2l1c` (no 13-band TT on its transforms is shipped),
+except under cloud-aware coding, which needs a temporal model: there `tec-tt-small`.
 Light on purpose (no torch, no rasterio): it reads `FrameMeta`s.
 """
 
@@ -91,22 +90,21 @@ def _level_and_count(descriptions: Sequence[str | None], tags: dict[str, str]) -
 #: The shipped temporal model and the image models whose series it takes over (see above).
 SERIES_MODEL = "tec-tt-s2l2a"
 SERIES_TAKES_OVER = {"tec-elic-s2l2a", "tec-fp-s2l2a"}
-#: Most padded area (multiples of 64 px) per frame area for which the TT is the better choice.
-SERIES_MAX_PADDING = 1.25
 
 
-def _padding(size: tuple[int, int]) -> float:
-    h, w = size
-    return (-(-h // 64) * 64) * (-(-w // 64) * 64) / max(1, h * w)
+#: The temporal model for 13-band L1C, which no TT on image transforms codes yet (issue 17):
+#: only where a temporal model is needed (cloud-aware coding), since TEC-FP codes such series in fewer bits.
+L1C_SERIES_MODEL = "tec-tt-small"
 
 
-def choose_model(frames: Sequence[Any], size: tuple[int, int] | None = None) -> Choice:
-    """The shipped model for frames (`FrameMeta`s of one stack of `size` = (height, width));
-    InputError when none fits."""
+def choose_model(frames: Sequence[Any], temporal: bool = False) -> Choice:
+    """The shipped model for frames (`FrameMeta`s of one stack); InputError when none fits.
+    `temporal`: the caller needs a temporal model (cloud-aware coding), even for one frame."""
     choice = _image_choice(frames)
-    if (len(frames) >= 2 and size is not None and choice.model in SERIES_TAKES_OVER
-            and _padding(size) <= SERIES_MAX_PADDING):
+    if (len(frames) >= 2 or temporal) and choice.model in SERIES_TAKES_OVER:
         return Choice(SERIES_MODEL, choice.level, f"a series of {len(frames)} frames, {choice.reason}")
+    if temporal and choice.model == CHOICES[("L1C", 13)]:
+        return Choice(L1C_SERIES_MODEL, choice.level, f"cloud-aware coding of {choice.reason}")
     return choice
 
 
@@ -140,4 +138,4 @@ def _image_choice(frames: Sequence[Any]) -> Choice:
     return Choice(model, level, f"{level} {count} bands, by {how}")
 
 
-__all__ = ["CHOICES", "SERIES_MODEL", "SUBSETS", "Choice", "choose_model", "level_from_tags"]
+__all__ = ["CHOICES", "L1C_SERIES_MODEL", "SERIES_MODEL", "SUBSETS", "Choice", "choose_model", "level_from_tags"]
