@@ -174,9 +174,12 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     else:
         model = new_model(arch, n, m, arch_text, bands, norm, lambdas, seed)
         if init_path:
-            from terracodec.training.warm_start import warm_start
+            from terracodec.training.warm_start import inherit_centring, warm_start
 
-            warm_start(model, from_pretrained(init_path))
+            source = from_pretrained(init_path)
+            warm_start(model, source)
+            if centre_min_bands is not None and "centre" in source.config and "centre" not in model.config:
+                norm = inherit_centring(model, source, norm)  # e.g. 13-band L1C from the 12-band L2A model
     if temporal and crop % model.multiple:
         raise InputError(f"--crop must be a multiple of {model.multiple} for tec-tt, got {crop}")
     if temporal:
@@ -184,7 +187,10 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     elif centre_min_bands is not None:
         from terracodec.training.band_subsets import CentredCropSampler, training_centre
 
-        model.config.setdefault("centre", training_centre(scenes, norm))
+        from terracodec.training.warm_start import merged_centre
+
+        if "centre" not in model.config:
+            model.config["centre"] = merged_centre(model, training_centre(scenes, norm))
         model.config.setdefault("min_bands", centre_min_bands)
         sampler = CentredCropSampler(scenes, norm, model.config["centre"], crop=crop, seed=seed,
                                      gain_sigma=gain_sigma)

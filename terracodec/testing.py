@@ -24,6 +24,24 @@ CPU_KERNEL_ENVIRONMENTS: dict[str, dict[str, str]] = {
 }
 
 
+def latents_elsewhere(stream: Any, env_name: str, scratch: Any) -> Any:
+    """`decode_latents(stream).y_hat` computed in a child process under the CPU kernels of
+    `CPU_KERNEL_ENVIRONMENTS[env_name]` (its `.npy` written under `scratch`), as an array."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import numpy as np
+
+    out = Path(scratch) / f"latents_{env_name}.npy"
+    code = "import sys, numpy as np, terracodec; np.save(sys.argv[2], terracodec.decode_latents(sys.argv[1]).y_hat)"
+    proc = subprocess.run([sys.executable, "-c", code, str(stream), str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, **CPU_KERNEL_ENVIRONMENTS[env_name]), timeout=600)
+    if proc.returncode:
+        raise RuntimeError(f"decoding under {env_name} failed: {proc.stderr[-2000:]}")
+    return np.load(out)
+
+
 def import_compressai() -> ModuleType:
     """Import CompressAI; ImportError when it is not installed (it is not a core dependency)."""
     try:

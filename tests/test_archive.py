@@ -77,7 +77,7 @@ def test_serial_archive_manifest_and_resume(source, tmp_path):
         data = Path(r["output"]).read_bytes()
         assert r["bytes"] == len(data) and r["sha256"] == hashlib.sha256(data).hexdigest()
         assert r["bpppb"] > 0 and r["seconds"] >= 0 and r["model"].startswith("tec-")
-    assert by_source["a.tif"]["model"] == "tec-fp-s2l2a" and by_source["b.tif"]["model"] == "tec-fp-s2l1c"
+    assert by_source["a.tif"]["model"] == "tec-fp-s2l2a" and by_source["b.tif"]["model"] == "tec-elic-s2l1c"
 
     # rerun after deleting one output, truncating another: exactly those are redone
     (out / "l2a" / "a.tec").unlink()

@@ -272,7 +272,7 @@ def test_cli_baseline_offset_option_and_info(sample_pair, tmp_path):
     assert "baseline offset" in r.stdout and "+1000 DN" in r.stdout
     r = tec("info", out)
     assert r.exit_code == 0 and "normalisation means +1000 DN" in r.stdout
-    assert "ssl4eo-s12-l1c-no-offset" in r.stdout
+    assert "ssl4eo-s12-l2a+b10-no-offset" in r.stdout  # tec-elic-s2l1c: L2A statistics plus B10
     r = tec("encode", offset[0], "-o", out, "--baseline-offset", "no", "--overwrite")
     assert r.exit_code == 0 and "baseline offset" not in r.stdout
     assert api.info(out)["frame_info"][0]["dn_offset"] == 0

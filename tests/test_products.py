@@ -64,10 +64,10 @@ def test_l1c_product_codes_like_its_band_files(products, tmp_path):
     city = products["city"]
     code, out = _run(["encode", str(products["l1c"]), "-o", str(tmp_path / "p.tec"), "--tile-size", "256"])
     assert code == 0, out
-    assert "tec-fp-s2l1c" in out and "chosen for L1C 13 bands" in out
+    assert "tec-elic-s2l1c" in out and "chosen for L1C 13 bands" in out
     frame = [str(city / f"img1_{r}.tif") for r in ("10m", "20m", "60m")]
     # nodata 0 as the product says (valid pixels are then kept off 0)
-    terracodec.encode([frame], tmp_path / "g.tec", tile_size=256, model="tec-fp-s2l1c", nodata=0)
+    terracodec.encode([frame], tmp_path / "g.tec", tile_size=256, model="tec-elic-s2l1c", nodata=0)
     from_product, from_files = terracodec.decode(tmp_path / "p.tec"), terracodec.decode(tmp_path / "g.tec")
     with rasterio.open(city / "img1_10m.tif") as ds:
         assert from_product.pixels.shape == (1, 13, ds.height, ds.width)
@@ -146,11 +146,11 @@ def _meta(bands, **tags) -> FrameMeta:
 
 
 @pytest.mark.parametrize("bands, tags, model", [
-    (S2_L1C_BANDS, {}, "tec-fp-s2l1c"),
+    (S2_L1C_BANDS, {}, "tec-elic-s2l1c"),
     (S2_L2A_BANDS, {}, "tec-fp-s2l2a"),
     (S2_L2A_BANDS, {"LEVEL": "L1C"}, "tec-elic-s2l2a"),
     (S2_L2A_BANDS, {"PRODUCT_TYPE": "S2MSI2A"}, "tec-fp-s2l2a"),
-    ([None] * 13, {}, "tec-fp-s2l1c"),
+    ([None] * 13, {}, "tec-elic-s2l1c"),
     ([None] * 12, {"s2:processing_level": "Level-1C"}, "tec-elic-s2l2a"),
     (["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], {}, "tec-fp-s2l2a"),
 ])
@@ -163,10 +163,16 @@ def test_the_model_that_fits_the_input(bands, tags, model):
     (S2_L2A_BANDS, {}, 1, "tec-fp-s2l2a"),
     (S2_L2A_BANDS, {"LEVEL": "L1C"}, 2, "tec-tt-s2l2a"),
     (["B02", "B03", "B04", "B08", "B11", "B12"], {}, 3, "tec-tt-s2l2a"),  # fordead's 6 bands
-    (S2_L1C_BANDS, {}, 2, "tec-fp-s2l1c"),  # no 13-band temporal model
+    (S2_L1C_BANDS, {}, 2, "tec-tt-s2l1c"),
+    (S2_L1C_BANDS, {}, 1, "tec-elic-s2l1c"),
 ])
 def test_a_series_gets_the_temporal_model_where_it_wins(bands, tags, frames, model):
     assert choose_model([_meta(bands, **tags)] * frames).model == model
+
+
+def test_cloud_aware_coding_gets_a_temporal_model_even_for_one_frame():
+    assert choose_model([_meta(S2_L1C_BANDS)], temporal=True).model == "tec-tt-s2l1c"
+    assert choose_model([_meta(S2_L2A_BANDS)], temporal=True).model == "tec-tt-s2l2a"
 
 
 def test_no_model_fits_is_one_clear_error():
@@ -215,7 +221,7 @@ def test_archive_of_products(products, tmp_path):
     l2a_name = products["l2a_zip"].name.removesuffix(".SAFE.zip")
     assert names == sorted([f"{l1c_name}.tec", f"zips/{l2a_name}.tec"])
     models = {json.loads(line)["model"] for line in (out / "manifest.jsonl").read_text().splitlines()}
-    assert models == {"tec-fp-s2l1c", "tec-fp-s2l2a"}
+    assert models == {"tec-elic-s2l1c", "tec-fp-s2l2a"}
     # a product given directly as SRC
     code, text = _run(["archive", str(products["l1c"]), "--out", str(tmp_path / "one"), "-q"])
     assert code == 0 and (tmp_path / "one" / f"{l1c_name}.tec").exists()

@@ -105,8 +105,21 @@ def test_warm_start_selects_bands_by_name_and_sets_gains():
     assert torch.equal(target.g_a[2].weight, source.g_a[2].weight)
     assert torch.allclose(target.gain[:, 0], torch.tensor([0.5, 2.0]))  # sqrt(lambda / 4)
     wrong = from_config({"arch": "tec-fp", "bands": 1, "N": 8, "M": 8, "band_names": ["B10"]})
-    with pytest.raises(InputError, match="lack bands B10"):
+    with pytest.raises(InputError, match="too few bands"):
         warm_start(wrong, source)
+    # a band the source lacks (B10 of a 4-band target) starts at zero; the others are copied, so
+    # the target codes the shared bands as the source does
+    wider = from_config({"arch": "tec-fp", "bands": 4, "N": 8, "M": 8, "lambda": 4.0,
+                         "band_names": ["B02", "B03", "B04", "B10"]})
+    warm_start(wider, source)
+    assert torch.equal(wider.g_a[0].weight[:, :3], source.g_a[0].weight)
+    assert not wider.g_a[0].weight[:, 3].any() and not wider.g_s[-1].weight[:, 3].any()
+    assert torch.equal(wider.g_s[-1].weight[:, :3], source.g_s[-1].weight)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        y_src = source.g_a(x)
+        y_wide = wider.g_a(torch.cat([x, torch.randn(1, 1, 32, 32)], 1))
+    assert torch.allclose(y_src, y_wide, atol=1e-6)
 
 
 def test_warm_start_moves_quality_levels_to_another_lambda_range():

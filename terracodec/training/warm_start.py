@@ -3,7 +3,9 @@
 Why: training from scratch on two CPU cores takes most of an hour per model, while a model that
 differs only in its band set or in having per-quality gains learns far faster from a trained
 one. Tensors of equal shape are copied; band-dependent tensors (the first analysis and the last
-synthesis layer) are copied band by band, matched by S2 band name; the gains of a variable-rate
+synthesis layer) are copied band by band, matched by S2 band name (a band the source lacks, such
+as B10 for a 13-band model started from a 12-band one, starts at zero there: the target first
+codes the shared bands exactly as the source does and predicts the new band's mean); the gains of a variable-rate
 target start from the source's single lambda (`sqrt(lambda_q / lambda_source)`), or, from a
 variable-rate source with other lambdas, from the gains of the source level nearest in log-lambda
 scaled by `sqrt(lambda_q / lambda_nearest)` (moving the quality levels to another lambda range).
@@ -12,11 +14,15 @@ scaled by `sqrt(lambda_q / lambda_nearest)` (moving the quality levels to anothe
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from terracodec.errors import InputError
 from terracodec.models.base import ImageCodec
+
+if TYPE_CHECKING:
+    from terracodec.normalization import Normalization
 
 
 @torch.no_grad()
@@ -28,17 +34,17 @@ def warm_start(target: ImageCodec, source: ImageCodec) -> list[str]:
     tgt_bands = list(target.config.get("band_names") or [])
     band_index = None
     if src_bands != tgt_bands:
-        missing = [b for b in tgt_bands if b not in src_bands]
-        if not src_bands or not tgt_bands or missing:
-            raise InputError(f"the warm-start weights lack bands {','.join(missing) or '(unnamed)'}")
-        band_index = torch.tensor([src_bands.index(b) for b in tgt_bands])
+        shared = [b for b in tgt_bands if b in src_bands]
+        if not src_bands or not tgt_bands or len(shared) * 2 <= len(tgt_bands):
+            raise InputError(f"the warm-start weights share too few bands ({','.join(shared) or 'none named'})")
+        band_index = torch.tensor([src_bands.index(b) if b in src_bands else -1 for b in tgt_bands])
 
     src = source.state_dict()
     untouched = []
     for name, tensor in target.state_dict().items():
         value = src.get(name)
         if value is not None and band_index is not None and value.shape != tensor.shape:
-            value = _select_bands(value, tensor.shape, len(src_bands), band_index)
+            value = _select_bands(value, tensor, len(src_bands), band_index)
         if value is None or value.shape != tensor.shape:
             untouched.append(name)
             continue
@@ -66,9 +72,40 @@ def _remap_gains(target: ImageCodec, source: ImageCodec, new: list[float], old: 
         target.inverse_gain[q] = source.inverse_gain[j] / f
 
 
-def _select_bands(value: torch.Tensor, shape: torch.Size, src_count: int, index: torch.Tensor):
-    """`value` restricted to the target's bands along its one band axis, or None."""
-    axes = [d for d in range(value.dim()) if value.shape[d] == src_count and shape[d] == len(index)]
+def _select_bands(value: torch.Tensor, target: torch.Tensor, src_count: int, index: torch.Tensor):
+    """`value` restricted to the target's bands along its one band axis (a band at index -1 is
+    zero there), or None."""
+    axes = [d for d in range(value.dim()) if value.shape[d] == src_count and target.shape[d] == len(index)]
     if len(axes) != 1:
         return None
-    return value.index_select(axes[0], index)
+    out = value.index_select(axes[0], index.clamp(min=0))
+    fresh = (index < 0).nonzero().flatten()
+    if len(fresh):
+        out.index_fill_(axes[0], fresh, 0.0)
+    return out
+
+
+def inherit_centring(target: ImageCodec, source: ImageCodec, default: "Normalization") -> "Normalization":
+    """A centred source's normalisation on the bands both models have (`default`'s on the others),
+    written into `target`'s config with the source's centre on those bands: the copied transforms
+    then see their inputs exactly as before. Returns the target's normalisation."""
+    from terracodec.normalization import NO_OFFSET_SUFFIX, Normalization
+
+    src = Normalization.from_config(source.config["normalization"])
+    names, tgt = list(source.config["band_names"]), list(target.config["band_names"])
+    pick = [names.index(b) if b in names else None for b in tgt]
+    mean = tuple(default.mean[i] if j is None else src.mean[j] for i, j in enumerate(pick))
+    std = tuple(default.std[i] if j is None else src.std[j] for i, j in enumerate(pick))
+    stem = src.name.removesuffix(NO_OFFSET_SUFFIX)
+    extra = "+".join(b for b, j in zip(tgt, pick) if j is None)
+    norm = Normalization(mean, std, f"{stem}+{extra.lower()}{NO_OFFSET_SUFFIX if src.name.endswith(NO_OFFSET_SUFFIX) else ''}")
+    target.config["normalization"] = norm.to_config()
+    target.config["inherited_centre"] = [None if j is None else float(source.config["centre"][j]) for j in pick]
+    return norm
+
+
+def merged_centre(target: ImageCodec, measured: list[float]) -> list[float]:
+    """The centre of a model that `inherit_centring` prepared: the source's on shared bands, the
+    training data's (`measured`) on the new ones."""
+    inherited = target.config.pop("inherited_centre", None) or [None] * len(measured)
+    return [round(m if c is None else c, 4) for m, c in zip(measured, inherited)]

@@ -7,16 +7,16 @@ count: 13 bands L1C, 12 L2A. Then the table below picks, by measurement (docs/MO
 
 | input | model | why |
 |---|---|---|
-| L1C, 13 bands (B10) | tec-fp-s2l1c | the only shipped 13-band model: no band dropped |
+| L1C, 13 bands (B10) | tec-elic-s2l1c | BD-rate vs JPEG2000 -62.2 % on OSCD, -70.5 % on eo-learn (tec-fp-s2l1c -37.9 and -41.0 %; issue 17) |
 | L1C, 12 bands (no B10) | tec-elic-s2l2a | BD-rate -60.5 % vs JPEG2000 on OSCD (tec-fp-s2l2a -53.6 %) |
 | L2A, 12 bands | tec-fp-s2l2a | held-out L2A: -60.1 % (TerraMesh) and -53.5 % (BigEarthNet) vs JPEG2000, tec-elic-s2l2a -47.4 and -50.7 %; and it decodes 3x faster |
 | L2A, 6-11 named bands | tec-fp-s2l2a | trained on band subsets; held-out 10-band L2A: -39.8 % (WorldCereal 64 px) and -28.8 % (iota2), tec-elic-s2l2a -24.5 and -41.2 % (issue 15) |
 
-A time series (two frames or more) of L2A or 12-band L1C that one of these picks codes with the
-temporal model built on the same transforms, `tec-tt-s2l2a`: on the four held-out L2A series it
-needs fewer bits than the better image model at equal PSNR (benchmarks/results/temporal_gain.md,
-issue 17). 13-band L1C series keep `tec-fp-s2l1c` (no 13-band TT on its transforms is shipped),
-except under cloud-aware coding, which needs a temporal model: there `tec-tt-small`.
+A time series (two frames or more) that one of the TEC-ELIC or L2A models picks codes with the
+temporal model built on the same transforms (`SERIES_MODELS`): `tec-tt-s2l2a` for L2A and 12-band
+L1C, `tec-tt-s2l1c` for 13-band L1C. On the four held-out L2A series `tec-tt-s2l2a` needs fewer
+bits than the better image model at equal PSNR (benchmarks/results/temporal_gain.md, issue 17).
+Cloud-aware coding (`temporal=True`) takes the temporal model even for one frame.
 Light on purpose (no torch, no rasterio): it reads `FrameMeta`s.
 """
 
@@ -33,7 +33,7 @@ from terracodec.io.meta import tag_key
 
 #: (level, band count) -> shipped model. Revisit when better weights ship (issues 15, 17).
 CHOICES: dict[tuple[str, int], str] = {
-    ("L1C", 13): "tec-fp-s2l1c",
+    ("L1C", 13): "tec-elic-s2l1c",
     ("L1C", 12): "tec-elic-s2l2a",
     ("L2A", 12): "tec-fp-s2l2a",
 }
@@ -87,24 +87,17 @@ def _level_and_count(descriptions: Sequence[str | None], tags: dict[str, str]) -
     return "", count, "its bands"
 
 
-#: The shipped temporal model and the image models whose series it takes over (see above).
-SERIES_MODEL = "tec-tt-s2l2a"
-SERIES_TAKES_OVER = {"tec-elic-s2l2a", "tec-fp-s2l2a"}
-
-
-#: The temporal model for 13-band L1C, which no TT on image transforms codes yet (issue 17):
-#: only where a temporal model is needed (cloud-aware coding), since TEC-FP codes such series in fewer bits.
-L1C_SERIES_MODEL = "tec-tt-small"
+#: Image model -> the temporal model on the same transforms that takes over its series.
+SERIES_MODELS = {"tec-elic-s2l2a": "tec-tt-s2l2a", "tec-fp-s2l2a": "tec-tt-s2l2a", "tec-elic-s2l1c": "tec-tt-s2l1c"}
 
 
 def choose_model(frames: Sequence[Any], temporal: bool = False) -> Choice:
     """The shipped model for frames (`FrameMeta`s of one stack); InputError when none fits.
     `temporal`: the caller needs a temporal model (cloud-aware coding), even for one frame."""
     choice = _image_choice(frames)
-    if (len(frames) >= 2 or temporal) and choice.model in SERIES_TAKES_OVER:
-        return Choice(SERIES_MODEL, choice.level, f"a series of {len(frames)} frames, {choice.reason}")
-    if temporal and choice.model == CHOICES[("L1C", 13)]:
-        return Choice(L1C_SERIES_MODEL, choice.level, f"cloud-aware coding of {choice.reason}")
+    series = SERIES_MODELS.get(choice.model)
+    if series and (len(frames) >= 2 or temporal):
+        return Choice(series, choice.level, f"a series of {len(frames)} frames, {choice.reason}")
     return choice
 
 
@@ -138,4 +131,4 @@ def _image_choice(frames: Sequence[Any]) -> Choice:
     return Choice(model, level, f"{level} {count} bands, by {how}")
 
 
-__all__ = ["CHOICES", "L1C_SERIES_MODEL", "SERIES_MODEL", "SUBSETS", "Choice", "choose_model", "level_from_tags"]
+__all__ = ["CHOICES", "SERIES_MODELS", "SUBSETS", "Choice", "choose_model", "level_from_tags"]

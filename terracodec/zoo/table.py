@@ -110,6 +110,19 @@ MODELS: dict[str, dict[str, Any]] = {
         "description": "TerraCodec v1 FlexTEC (TEC-TT with latent repacking), 12-band S2 L2A, quality k = 1..16 "
                        "tokens per window; needs --weights (FlexTEC v1 checkpoint)",
     },
+    # Trained here (docs/MODELS.md, issue 17): tec-elic-s2l2a widened to the 13 L1C bands (B10
+    # added, the 12 shared bands keeping their normalisation and centre) and fine-tuned on L1C and
+    # L2A; the base of tec-tt-s2l1c.
+    "tec-elic-s2l1c": {
+        "kind": "image",
+        "config": {"arch": "tec-elic", "bands": 13, "N": 64, "M": 192,
+                   "context_widths": [64, 48], "aggregation_width": 128},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {q: "tec-elic-s2l1c" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-ELIC (N=64, M=192), 13-band S2 L1C (and stacks of 6-12 of its bands), centred, "
+                       "5 qualities, fine-tuned from tec-elic-s2l2a on L1C and L2A",
+    },
     # Trained here (docs/MODELS.md, issue 17): the tec-elic-s2l2a model, frozen, plus a temporal
     # prior that conditions each date's side parameters on the previous date's latent.
     "tec-tt-s2l2a": {
@@ -122,6 +135,18 @@ MODELS: dict[str, dict[str, Any]] = {
         "trained": True,
         "description": "TEC-TT on TEC-ELIC (tec-elic-s2l2a's transforms, frozen, and a temporal prior), 12 bands "
                        "in L2A order (and stacks of 6-11 of them), centred, 5 qualities, trained on WorldCereal series",
+    },
+    # Trained here (docs/MODELS.md, issue 17): tec-elic-s2l1c, frozen, plus the same temporal prior.
+    "tec-tt-s2l1c": {
+        "kind": "temporal",
+        "config": {"arch": "tec-tt-elic", "bands": 13, "N": 64, "M": 192,
+                   "context_widths": [64, 48], "aggregation_width": 128, "temporal_width": 256,
+                   "mix_width": 64},
+        "normalization": "ssl4eo-s12-l1c-no-offset",
+        "weights": {q: "tec-tt-s2l1c" for q in (1, 2, 3, 4, 5)},
+        "trained": True,
+        "description": "TEC-TT on TEC-ELIC (tec-elic-s2l1c's transforms, frozen, and a temporal prior), 13-band "
+                       "S2 L1C, centred, 5 qualities, trained on WorldCereal series and OSCD pairs",
     },
     # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
     # small TEC-TT (2.6 M parameters), one quality (lambda 100).
