@@ -38,9 +38,9 @@ def restore_threads():
     torch.set_num_threads(old)
 
 
-@pytest.mark.parametrize("model", ["tec-fp-s2l1c", "tec-elic-s2l2a", "tec-tt-small"])
+@pytest.mark.parametrize("model", ["tec-fp-s2l1c", "tec-elic-s2l2a", "tec-tt-small", "tec-tt-s2l1c"])
 def test_bytes_and_pixels_do_not_depend_on_threads(model, restore_threads) -> None:
-    frames = 2 if model == "tec-tt-small" else 1
+    frames = 2 if model in ("tec-tt-small", "tec-tt-s2l1c") else 1  # tec-tt-s2l1c: tec-elic-s2l1c, then the TT
     x = _frames(frames, 192, 200)
     bands = list(S2_L1C_BANDS)
     if model == "tec-elic-s2l2a":
