@@ -152,7 +152,7 @@ def _meta(bands, **tags) -> FrameMeta:
     (S2_L2A_BANDS, {"PRODUCT_TYPE": "S2MSI2A"}, "tec-fp-s2l2a"),
     ([None] * 13, {}, "tec-elic-s2l1c"),
     ([None] * 12, {"s2:processing_level": "Level-1C"}, "tec-elic-s2l2a"),
-    (["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], {}, "tec-fp-s2l2a"),
+    (["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], {}, "tec-elic-s2l2a"),
 ])
 def test_the_model_that_fits_the_input(bands, tags, model):
     assert choose_model([_meta(bands, **tags)]).model == model

