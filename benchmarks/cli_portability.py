@@ -92,11 +92,13 @@ def main() -> None:
             ("l1c13_default", [l1c[0]], []),
             ("l1c12_default", [l1c12[0]], []),
             ("l1c12_fp_s2l2a", [l1c12[0]], ["--model", "tec-fp-s2l2a"]),
+            ("l1c13_fp_s2l1c", [l1c[0]], ["--model", "tec-fp-s2l1c"]),
             ("l1c13_fp_tiny", [l1c[0]], ["--model", "tec-fp-tiny"]),
             ("l1c13_tiles1024", [l1c[0]], ["--tile-size", "1024"]),
             ("floods_default", [floods], []),
             ("l1c13_tt_small_2dates", l1c, ["--model", "tec-tt-small"]),
             ("l1c12_default_2dates", l1c12, []),  # a 12-band series: tec-tt-s2l2a by default
+            ("l1c13_default_2dates", l1c, []),  # a 13-band series: tec-tt-s2l1c by default
         ]
         rows = [check(tmp, n, i, o) for n, i, o in cases]
     lines = ["# Shipped models through the CLI under other CPU kernels (benchmarks/cli_portability.py)", "",
