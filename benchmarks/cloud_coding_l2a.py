@@ -40,7 +40,7 @@ from _common import SHARED_DATA, cpu_name, write_report  # noqa: E402
 
 import terracodec  # noqa: E402
 from terracodec.bands import S2_L2A_BANDS  # noqa: E402
-from terracodec.temporal.clouds import cell_pixels, cloudy_cells, filled_tokens, token_cells  # noqa: E402
+from terracodec.temporal.clouds import cell_pixels, cloudy_cells, filled_grid  # noqa: E402
 
 MODEL = "tec-tt-s2l2a"
 MODES = ("interleave", "propagate")
@@ -73,12 +73,8 @@ def filled_pixels(mask: np.ndarray, mode: str) -> np.ndarray:
     """[H, W] bool: the pixels whose latent cells a frame with `mask` fills (windows from the origin)."""
     import torch
 
-    cells = cloudy_cells(mask)
-    h, w = -(-cells.shape[0] // 4) * 4, -(-cells.shape[1] // 4) * 4
-    grid = np.zeros((h, w), bool)
-    grid[: cells.shape[0], : cells.shape[1]] = cells
-    tokens = filled_tokens(torch.from_numpy(grid)[None], mode, repacked=False)
-    return cell_pixels(token_cells(tokens, h, w), *mask.shape)
+    _, filled = filled_grid(torch.from_numpy(cloudy_cells(mask)), mode)
+    return cell_pixels(filled.numpy(), *mask.shape)
 
 
 def mse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:

@@ -212,7 +212,7 @@ def report(rows: list[dict], env: dict, stem: str) -> None:
     summary = (f"summary: tt_vs_image_bd_rate={worst('tt_vs_best_image', l2a):.2f} "
                f"tt_vs_jpeg2000_bd_rate={worst('tt_vs_jpeg2000', l2a):.2f} "
                f"least_context_saving_pct={min(contexts) if contexts else math.nan:.2f}")
-    if l1c and l1c is not rows:
+    if l1c:
         summary += (f" l1c_tt_vs_image_bd_rate={worst('tt_vs_best_image', l1c):.2f} "
                     f"l1c_tt_vs_jpeg2000_bd_rate={worst('tt_vs_jpeg2000', l1c):.2f}")
     write_report(stem, markdown(rows, env), summary)

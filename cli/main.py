@@ -81,7 +81,7 @@ def encode(inputs: tuple[str, ...], output: str, frame_groups: tuple[str, ...], 
               help="As for `tec encode`: a cloud mask (non-zero = cloud) for frame FRAME; repeat per frame.")
 @click.option("--cloud-fill", default="interleave", show_default=True, type=click.Choice(["interleave", "propagate"]))
 @click.option("--model", default=None, help="A temporal model (see `tec models`); default: the shipped one that "
-              "fits the input (tec-tt-s2l2a for L2A and 12-band L1C, tec-tt-small for 13-band L1C).")
+              "fits the input (tec-tt-s2l2a for L2A and 12-band L1C, tec-tt-s2l1c for 13-band L1C).")
 @click.option("--quality", default=None, help="Quality level; default: the model's.")
 @click.option("--weights", type=click.Path(), default=None, help="Weights file replacing the model's.")
 @click.option("--bands", "bands_text", default=None, metavar="B01,B02,...", help="Names of the input's bands.")

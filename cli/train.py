@@ -168,6 +168,7 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
     norm = training_normalization(bands, has_offset)
     from terracodec.zoo import from_pretrained
 
+    inherited = None  # the warm-start source's centre on the bands it shares (`inherit_centring`)
     if resume:
         model = from_pretrained(str(out / "model"))
         norm = Normalization.from_config(model.config["normalization"])
@@ -178,8 +179,9 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
 
             source = from_pretrained(init_path)
             warm_start(model, source)
-            if centre_min_bands is not None and "centre" in source.config and "centre" not in model.config:
-                norm = inherit_centring(model, source, norm)  # e.g. 13-band L1C from the 12-band L2A model
+            new_bands = set(bands) - set(source.config.get("band_names") or [])
+            if centre_min_bands is not None and "centre" in source.config and new_bands:
+                norm, inherited = inherit_centring(model, source, norm)  # e.g. 13-band L1C from 12-band L2A
     if temporal and crop % model.multiple:
         raise InputError(f"--crop must be a multiple of {model.multiple} for tec-tt, got {crop}")
     if temporal:
@@ -190,7 +192,7 @@ def train_command(inputs, out_dir, arch, bands_text, n, m, lambda_text, init_pat
         from terracodec.training.warm_start import merged_centre
 
         if "centre" not in model.config:
-            model.config["centre"] = merged_centre(model, training_centre(scenes, norm))
+            model.config["centre"] = merged_centre(training_centre(scenes, norm), inherited)
         model.config.setdefault("min_bands", centre_min_bands)
         sampler = CentredCropSampler(scenes, norm, model.config["centre"], crop=crop, seed=seed,
                                      gain_sigma=gain_sigma)

@@ -29,9 +29,8 @@ def sidecar_path(frame_path: Path) -> Path:
 def filled_pixels(read_tile: Any, header: StreamHeader, frame: int, window: tuple[int, int, int, int]) -> np.ndarray:
     """`[height, width]` uint8 of a frame's window (col_off, row_off, width, height): 1 where the
     pixel's latent cell was filled under a cloud."""
-    from terracodec.latent_codecs.padding import padded_size
     from terracodec.models.payload import split_filled
-    from terracodec.temporal.clouds import CELL, cell_pixels, token_cells, unpack_mask
+    from terracodec.temporal.clouds import CELL, cell_pixels, recorded_cells
 
     g = header.grid
     col_off, row_off, width, height = window
@@ -41,8 +40,7 @@ def filled_pixels(read_tile: Any, header: StreamHeader, frame: int, window: tupl
         if mask_bytes is None:
             continue
         h, w = tile.padded_height // CELL, tile.padded_width // CELL
-        ph, pw = padded_size(h, w)  # the windows cover the latent grid padded to 4 cells
-        cells = token_cells(unpack_mask(mask_bytes, (ph // 4) * (pw // 4), 16), ph, pw)[:h, :w]
+        cells = recorded_cells(mask_bytes, h, w)[:h, :w]
         pixels = cell_pixels(cells, tile.height, tile.width)
         r0, r1 = max(tile.row_off, row_off), min(tile.row_off + tile.height, row_off + height)
         c0, c1 = max(tile.col_off, col_off), min(tile.col_off + tile.width, col_off + width)

@@ -107,7 +107,8 @@ class CheckerboardLatentCodec(LatentCodec):
         return exact_forward(self.entropy_parameters, torch.cat([ctx, side_halves[i]], dim=1))
 
     def compress(self, y: Tensor, side_params: Tensor, coded: Optional[Tensor] = None) -> dict[str, Any]:
-        """`coded`: the cells to code (`latent_codecs.padding`); the others are 0, sent free."""
+        """`coded`: the cells to code (`latent_codecs.padding`); the others cost nothing and
+        decode to their predicted mean (`GaussianConditionalLatentCodec.compress`)."""
         y_halves = unembed(y.to(torch.float64))
         side_halves = unembed(side_params.to(torch.float64))
         coded_halves = _coded_halves(coded)

@@ -69,16 +69,24 @@ def filled_tokens(cells: Tensor, mode: str, repacked: bool, window: int = 4) -> 
     return per_position
 
 
-def filled_grid(cloud: Tensor, h: int, w: int, mode: str, window: int = 4) -> tuple[Tensor, Tensor]:
-    """For a model that codes latent cells rather than tokens (`tec-tt-elic`): `[h0, w0]` cloudy
-    cells of a tile (cells past them clear) on its `h x w` padded latent grid (multiples of
-    `window`) -> (filled tokens `[windows, window**2]`, the payload's record; `[h, w]` bool
-    filled cells). The modes act on each window's cells in raster order, as on tokens."""
+def filled_grid(cloud: Tensor, mode: str, repacked: bool = False, window: int = 4) -> tuple[Tensor, Tensor]:
+    """`[h, w]` cloudy cells (of a tile, or of a frame whose tiles start on whole windows) on the
+    grid padded to whole windows (padding clear) -> (filled tokens `[windows, window**2]`, the
+    payload's record; `[H, W]` bool filled cells of the padded grid). A model that codes latent
+    cells rather than tokens (`tec-tt-elic`) fills these cells: the modes act on each window's
+    cells in raster order, as on tokens."""
+    h, w = (-(-n // window) * window for n in cloud.shape)
     grid = torch.zeros((h, w), dtype=torch.bool)
-    part = cloud.bool()[:h, :w]
-    grid[: part.shape[0], : part.shape[1]] = part
-    tokens = filled_tokens(grid[None], mode, repacked=False, window=window)
+    grid[: cloud.shape[0], : cloud.shape[1]] = cloud.bool()
+    tokens = filled_tokens(grid[None], mode, repacked, window)
     return tokens, torch.from_numpy(token_cells(tokens, h, w, window))
+
+
+def recorded_cells(mask: bytes, h: int, w: int, window: int = 4) -> np.ndarray:
+    """The filled cells a payload's mask records for an `h x w` cell grid: `[H, W]` bool over the
+    grid padded to whole windows (the inverse of `filled_grid`'s record)."""
+    ph, pw = -(-h // window) * window, -(-w // window) * window
+    return token_cells(unpack_mask(mask, (ph // window) * (pw // window), window * window), ph, pw, window)
 
 
 def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4,
@@ -87,12 +95,9 @@ def filled_share(cells: np.ndarray, mode: str, repacked: bool, window: int = 4,
     filled, from its cloudy cells (windows on the frame's grid, as the tiles' windows are: tiles
     start on multiples of 64 px): what the decoded `.filled.tif` marks."""
     h, w = cells.shape
-    ph, pw = -(-h // window) * window, -(-w // window) * window
-    padded = np.zeros((ph, pw), bool)
-    padded[:h, :w] = cells
-    tokens = filled_tokens(torch.from_numpy(padded)[None], mode, repacked, window)
+    _, filled = filled_grid(torch.from_numpy(np.asarray(cells, bool)), mode, repacked, window)
     rows, cols = size or (h * CELL, w * CELL)
-    return round(float(cell_pixels(token_cells(tokens, ph, pw, window), rows, cols).mean()), 6)
+    return round(float(cell_pixels(filled.numpy(), rows, cols).mean()), 6)
 
 
 def token_cells(filled: Tensor, h: int, w: int, window: int = 4) -> np.ndarray:
@@ -152,4 +157,4 @@ def read_payloads(data: list[bytes], windows: int, steps: int) -> tuple[list[byt
     return [p for _, p in parts], torch.cat(masks)
 
 
-__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cell_pixels", "cloudy_cells", "filled_grid", "filled_share", "filled_tokens", "pack_mask", "tile_cells", "token_cells", "unpack_mask"]
+__all__ = ["frame_payloads", "read_payloads", "CLOUD_COVER", "FILL_MODES", "cell_pixels", "cloudy_cells", "filled_grid", "filled_share", "filled_tokens", "pack_mask", "recorded_cells", "tile_cells", "token_cells", "unpack_mask"]

@@ -36,13 +36,13 @@ from terracodec.models.elic import ElicCodec
 from terracodec.models.payload import finish_chains, pack_chain, pack_filled, split_filled
 from terracodec.parallel import budget, intra_op_threads, run_float
 from terracodec.registry import register_architecture
-from terracodec.temporal.clouds import filled_grid, pack_mask, token_cells, unpack_mask
+from terracodec.temporal.clouds import filled_grid, pack_mask, recorded_cells
 
 
 @dataclass
 class PriorState:
-    """A tile's previous decoded latent `[1, M, h, w]` (coded space, zero-padded to the hyperprior's
-    grid: `latent_codecs.padding`), None before its first frame."""
+    """A tile's previous decoded latent `[1, M, h, w]` (coded space, on the hyperprior's grid: its
+    padding cells hold their predicted means, `latent_codecs.padding`), None before its first frame."""
 
     y_hat: Optional[Tensor] = None
     frames: int = 0
@@ -100,7 +100,7 @@ class ConditionalElicCodec(ElicCodec):
         if cloud is not None:
             if tuple(cloud.shape) != (x.shape[1] // 16, x.shape[2] // 16):
                 raise InputError(f"cloud cells {tuple(cloud.shape)} do not fit the tile {tuple(x.shape)}")
-            tokens, filled = filled_grid(cloud, *padded_size(*cloud.shape), fill_mode)
+            tokens, filled = filled_grid(cloud, fill_mode)  # windows of 4 cells: the hyperprior's grid
             if bool(filled.any()):
                 x = self._painted(state, x, filled[: cloud.shape[0], : cloud.shape[1]])
             else:
@@ -133,7 +133,7 @@ class ConditionalElicCodec(ElicCodec):
         ph, pw = padded_size(h, w)
         coded = valid_cells(h, w)
         if mask is not None:
-            filled = torch.from_numpy(token_cells(unpack_mask(mask, (ph // 4) * (pw // 4), 16), ph, pw))
+            filled = torch.from_numpy(recorded_cells(mask, h, w))
             coded = ~filled if coded is None else coded & ~filled
         streams = self._unpack_all([data], height, width)
         with intra_op_threads(budget()):

@@ -44,7 +44,7 @@ def warm_start(target: ImageCodec, source: ImageCodec) -> list[str]:
     for name, tensor in target.state_dict().items():
         value = src.get(name)
         if value is not None and band_index is not None and value.shape != tensor.shape:
-            value = _select_bands(value, tensor, len(src_bands), band_index)
+            value = _select_bands(value, tensor.shape, len(src_bands), band_index)
         if value is None or value.shape != tensor.shape:
             untouched.append(name)
             continue
@@ -72,10 +72,10 @@ def _remap_gains(target: ImageCodec, source: ImageCodec, new: list[float], old: 
         target.inverse_gain[q] = source.inverse_gain[j] / f
 
 
-def _select_bands(value: torch.Tensor, target: torch.Tensor, src_count: int, index: torch.Tensor):
+def _select_bands(value: torch.Tensor, shape: torch.Size, src_count: int, index: torch.Tensor):
     """`value` restricted to the target's bands along its one band axis (a band at index -1 is
     zero there), or None."""
-    axes = [d for d in range(value.dim()) if value.shape[d] == src_count and target.shape[d] == len(index)]
+    axes = [d for d in range(value.dim()) if value.shape[d] == src_count and shape[d] == len(index)]
     if len(axes) != 1:
         return None
     out = value.index_select(axes[0], index.clamp(min=0))
@@ -85,10 +85,11 @@ def _select_bands(value: torch.Tensor, target: torch.Tensor, src_count: int, ind
     return out
 
 
-def inherit_centring(target: ImageCodec, source: ImageCodec, default: "Normalization") -> "Normalization":
+def inherit_centring(target: ImageCodec, source: ImageCodec,
+                     default: "Normalization") -> tuple["Normalization", list[float | None]]:
     """A centred source's normalisation on the bands both models have (`default`'s on the others),
-    written into `target`'s config with the source's centre on those bands: the copied transforms
-    then see their inputs exactly as before. Returns the target's normalisation."""
+    written into `target`'s config, and the source's centre on those bands (None on the others,
+    for `merged_centre`): the copied transforms then see their inputs exactly as before."""
     from terracodec.normalization import NO_OFFSET_SUFFIX, Normalization
 
     src = Normalization.from_config(source.config["normalization"])
@@ -100,12 +101,11 @@ def inherit_centring(target: ImageCodec, source: ImageCodec, default: "Normaliza
     extra = "+".join(b for b, j in zip(tgt, pick) if j is None)
     norm = Normalization(mean, std, f"{stem}+{extra.lower()}{NO_OFFSET_SUFFIX if src.name.endswith(NO_OFFSET_SUFFIX) else ''}")
     target.config["normalization"] = norm.to_config()
-    target.config["inherited_centre"] = [None if j is None else float(source.config["centre"][j]) for j in pick]
-    return norm
+    return norm, [None if j is None else float(source.config["centre"][j]) for j in pick]
 
 
-def merged_centre(target: ImageCodec, measured: list[float]) -> list[float]:
-    """The centre of a model that `inherit_centring` prepared: the source's on shared bands, the
-    training data's (`measured`) on the new ones."""
-    inherited = target.config.pop("inherited_centre", None) or [None] * len(measured)
+def merged_centre(measured: list[float], inherited: list[float | None] | None) -> list[float]:
+    """A model's centre: `inherit_centring`'s on the shared bands, the training data's
+    (`measured`) on the others (all of them without an inherited centre)."""
+    inherited = inherited or [None] * len(measured)
     return [round(m if c is None else c, 4) for m, c in zip(measured, inherited)]

@@ -16,6 +16,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 #: name -> entry. `weights`: quality -> file stem under WEIGHTS_DIR, or None. `config["bands"]`
 #: None: any band count (taken from the checkpoint).
+#: The sizes of the shipped TEC-ELIC models, and of the TTs built on them (`tec-tt-elic`).
+_ELIC_SIZES: dict[str, Any] = {"N": 64, "M": 192, "context_widths": [64, 48], "aggregation_width": 128}
+_TT_ELIC_SIZES: dict[str, Any] = {**_ELIC_SIZES, "temporal_width": 256, "mix_width": 64}
+
 MODELS: dict[str, dict[str, Any]] = {
     "tec-fp-tiny": {
         "kind": "image",
@@ -50,8 +54,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # lambda 1 ... 100; float16 weights (the entropy models' tensors float32).
     "tec-elic-s2l2a": {
         "kind": "image",
-        "config": {"arch": "tec-elic", "bands": 12, "N": 64, "M": 192,
-                   "context_widths": [64, 48], "aggregation_width": 128},
+        "config": {"arch": "tec-elic", "bands": 12, **_ELIC_SIZES},
         "normalization": "ssl4eo-s12-l2a-no-offset",
         "weights": {q: "tec-elic-s2l2a" for q in (1, 2, 3, 4, 5)},
         "trained": True,
@@ -115,8 +118,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # L2A; the base of tec-tt-s2l1c.
     "tec-elic-s2l1c": {
         "kind": "image",
-        "config": {"arch": "tec-elic", "bands": 13, "N": 64, "M": 192,
-                   "context_widths": [64, 48], "aggregation_width": 128},
+        "config": {"arch": "tec-elic", "bands": 13, **_ELIC_SIZES},
         "normalization": "ssl4eo-s12-l1c-no-offset",
         "weights": {q: "tec-elic-s2l1c" for q in (1, 2, 3, 4, 5)},
         "trained": True,
@@ -127,9 +129,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # prior that conditions each date's side parameters on the previous date's latent.
     "tec-tt-s2l2a": {
         "kind": "temporal",
-        "config": {"arch": "tec-tt-elic", "bands": 12, "N": 64, "M": 192,
-                   "context_widths": [64, 48], "aggregation_width": 128, "temporal_width": 256,
-                   "mix_width": 64},
+        "config": {"arch": "tec-tt-elic", "bands": 12, **_TT_ELIC_SIZES},
         "normalization": "ssl4eo-s12-l2a-no-offset",
         "weights": {q: "tec-tt-s2l2a" for q in (1, 2, 3, 4, 5)},
         "trained": True,
@@ -139,9 +139,7 @@ MODELS: dict[str, dict[str, Any]] = {
     # Trained here (docs/MODELS.md, issue 17): tec-elic-s2l1c, frozen, plus the same temporal prior.
     "tec-tt-s2l1c": {
         "kind": "temporal",
-        "config": {"arch": "tec-tt-elic", "bands": 13, "N": 64, "M": 192,
-                   "context_widths": [64, 48], "aggregation_width": 128, "temporal_width": 256,
-                   "mix_width": 64},
+        "config": {"arch": "tec-tt-elic", "bands": 13, **_TT_ELIC_SIZES},
         "normalization": "ssl4eo-s12-l1c-no-offset",
         "weights": {q: "tec-tt-s2l1c" for q in (1, 2, 3, 4, 5)},
         "trained": True,
