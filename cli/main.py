@@ -220,6 +220,10 @@ from terracodec.cli.train_tt import train_tt_command  # noqa: E402  (heavy impor
 
 main.add_command(train_tt_command)
 
+from terracodec.cli.train_flextec import train_flextec_command  # noqa: E402  (heavy imports inside)
+
+main.add_command(train_flextec_command)
+
 
 if __name__ == "__main__":
     main()

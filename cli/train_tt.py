@@ -3,34 +3,24 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
 from terracodec.cli.options import int_list
+from terracodec.cli.trained_outputs import checked_outputs, save_trained, series_options
 from terracodec.errors import InputError
 
 
 @click.command("train-tt")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(),
-              help="Weights stem: writes OUTPUT.safetensors, OUTPUT.json and OUTPUT.log.json.")
+@series_options
 @click.option("--base", default="tec-elic-s2l2a", show_default=True,
               help="The TEC-ELIC image model whose transforms and context model the TT keeps (tec models).")
-@click.option("--sparse", "sparse_inputs", multiple=True, type=click.Path(exists=True),
-              help="Series of few, distant dates (e.g. OSCD city pairs): cut into 256 px pieces, --sparse-views views.")
 @click.option("--single", "single_inputs", multiple=True, type=click.Path(exists=True),
               help="Single-date scenes: near-duplicate twins only.")
-@click.option("--sparse-views", type=int, default=2, show_default=True)
 @click.option("--twins/--no-twins", "make_twins", default=True, show_default=True,
               help="Near-duplicate pairs from every series' first date and every single scene.")
 @click.option("--quality", "quality_text", default=None, help="Qualities to train on, e.g. 1,3,5 (default: all).")
-@click.option("--min-clear", type=float, default=0.95, show_default=True,
-              help="Dates whose *dates.csv clear fraction is lower are left out.")
-@click.option("--min-bands", type=int, default=6, show_default=True, help="Dates with fewer of the model's bands are left out.")
 @click.option("--width", type=int, default=256, show_default=True, help="Hidden width of the side-parameter correction.")
 @click.option("--mix-width", type=int, default=64, show_default=True, help="Hidden width of each channel group's mixer.")
 @click.option("--steps", type=int, default=6000, show_default=True)
@@ -39,10 +29,6 @@ from terracodec.errors import InputError
 @click.option("--max-gap", type=int, default=2, show_default=True,
               help="Pairs (t-k, t) with k up to this: the previous clear date may be missing.")
 @click.option("--views", type=int, default=8, show_default=True, help="Flips/rotations of each series (1..8).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop after this long (the model is still saved).")
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT's files if they exist.")
-@click.option("--quiet", "-q", is_flag=True)
 def train_tt_command(inputs: tuple[str, ...], output: str, base: str, sparse_inputs: tuple[str, ...],
                      single_inputs: tuple[str, ...], sparse_views: int, make_twins: bool, quality_text: str | None, min_clear: float,
                      min_bands: int, width: int, mix_width: int, steps: int, batch_size: int, lr: float, max_gap: int, views: int,
@@ -51,20 +37,14 @@ def train_tt_command(inputs: tuple[str, ...], output: str, base: str, sparse_inp
     GeoTIFFs with "<datetime> <band>" descriptions, or one file per date), one series per place."""
     import torch
 
-    from terracodec.io.atomic import AtomicOutputs
     from terracodec.normalization import Normalization
-    from terracodec.training.temporal_prior import analyse, load_series, load_singles, merge, train_prior, twins
-    from terracodec.weights import stem
+    from terracodec.training.temporal_prior import analyse, load_singles, merge, model_series, train_prior, twins
     from terracodec.zoo import load_model
     from terracodec.zoo.loading import from_config
 
     if steps < 1 or batch_size < 1 or lr <= 0 or max_gap < 1 or not 1 <= views <= 8 or min(width, mix_width) < 1:
         raise InputError("--steps, --batch-size, --max-gap and --width must be positive, --lr above 0, --views 1..8")
-    out = stem(output)
-    check = AtomicOutputs(overwrite=overwrite, protected=list(inputs))
-    for suffix in (".safetensors", ".json", ".log.json"):
-        check.check_target(out.with_suffix(suffix))  # refused before any work
-    check.make_dir(out.parent)
+    out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
     image = load_model(base, 1)
     if image.arch != "tec-elic" or "centre" not in image.config:
         raise InputError(f"--base must be a centred TEC-ELIC model (tec-elic-s2l2a), not {base}")
@@ -79,11 +59,11 @@ def train_tt_command(inputs: tuple[str, ...], output: str, base: str, sparse_inp
                           strict=False)  # everything but the temporal parts (they start as identity)
     model.update()
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    norm = Normalization.from_config(image.config["normalization"])
-    bands, centre = list(image.config["band_names"]), image.config["centre"]
-    series = load_series(inputs, bands, norm, centre, min_bands=min_bands, min_clear=min_clear)
-    sparse = load_series(sparse_inputs, bands, norm, centre, min_bands=min_bands, min_clear=0.0) if sparse_inputs else []
-    singles = load_singles(single_inputs, bands, norm, centre, min_bands=min_bands) if single_inputs else []
+    series = model_series(image, inputs, min_bands=min_bands, min_clear=min_clear)
+    sparse = model_series(image, sparse_inputs, min_bands=min_bands, min_clear=0.0)
+    centre = image.config["centre"]
+    singles = load_singles(single_inputs, list(image.config["band_names"]), Normalization.from_config(
+        image.config["normalization"]), centre, min_bands=min_bands) if single_inputs else []
     doubles = twins([*sparse, *series, *singles], centre, seed=seed) if make_twins else []
     say(f"{len(series)} series ({sum(len(s.frames) for s in series)} dates), {len(sparse)} sparse pieces, "
         f"{len(doubles)} twin pairs")
@@ -99,9 +79,5 @@ def train_tt_command(inputs: tuple[str, ...], output: str, base: str, sparse_inp
                                 "single": [Path(p).name for p in single_inputs], "twins": len(doubles),
                                 "steps": len(log) and log[-1]["step"], "batch_size": batch_size, "lr": lr,
                                 "max_gap": max_gap, "views": views, "qualities": qualities, "seed": seed}
-    with check, tempfile.TemporaryDirectory(dir=out.parent) as scratch:
-        model.save_pretrained(str(Path(scratch) / "model"), float16=True)
-        (Path(scratch) / "model.log.json").write_text(json.dumps(log, indent=1) + "\n")
-        for suffix in (".safetensors", ".json", ".log.json"):
-            shutil.copyfile(Path(scratch) / f"model{suffix}", check.temp_for(out.with_suffix(suffix)))
+    save_trained(model, log, out, check)
     say(f"saved {out}.safetensors")

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,34 +23,9 @@ from terracodec.errors import CorruptStreamError
 from terracodec.testing import CPU_KERNEL_ENVIRONMENTS
 from terracodec.zoo import load_model
 
-SAMPLE = Path(terracodec.__file__).resolve().parent / "data" / "sample"
-DATES = ("20150711", "20150731", "20150820", "20150830", "20150909")
+from _rasters import sample_l2a_series as _series, write_series as _write_series
+
 MODEL = "tec-tt-s2l2a"
-
-
-def _series(n: int = 3) -> np.ndarray:
-    """[T, 12, 101, 100] DN: the sample's L1C dates without B10, in the model's band order."""
-    frames = []
-    for d in DATES[:n]:
-        with rasterio.open(SAMPLE / f"S2L1C_{d}.tif") as ds:
-            x = ds.read()
-        frames.append(np.delete(x, 10, axis=0))  # B10 (cirrus) is not a band of the L2A order
-    return np.stack(frames).astype(np.uint16)
-
-
-def _write_series(folder: Path, x: np.ndarray) -> list[str]:
-    """One georeferenced 12-band GeoTIFF per date (the sample's grid), band names set."""
-    folder.mkdir()
-    with rasterio.open(SAMPLE / f"S2L1C_{DATES[0]}.tif") as ds:
-        profile = dict(ds.profile, count=12)
-    files = []
-    for t, d in enumerate(DATES[: len(x)]):
-        f = folder / f"S2L2A_{d}.tif"
-        with rasterio.open(f, "w", **profile) as ds:
-            ds.write(x[t])
-            ds.descriptions = tuple(S2_L2A_BANDS)
-        files.append(str(f))
-    return files
 
 
 def _tiles(model, x: np.ndarray) -> torch.Tensor:

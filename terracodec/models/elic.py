@@ -37,6 +37,24 @@ def _rbs(n: int) -> list[nn.Module]:
     return [ResidualBottleneckBlock(n, n) for _ in range(3)]
 
 
+def elic_transforms(bands: int, n: int, m: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """TEC-ELIC's analysis `g_a` (bands -> m channels at 1/16) and synthesis `g_s` (back); also
+    the transforms of the temporal models built on them (`temporal.flextec_elic`)."""
+    g_a = nn.Sequential(
+        conv(bands, n, 5, 2), *_rbs(n),
+        conv(n, n, 5, 2), *_rbs(n), AttentionBlock(n),
+        conv(n, n, 5, 2), *_rbs(n),
+        conv(n, m, 5, 2), AttentionBlock(m),
+    )
+    g_s = nn.Sequential(
+        AttentionBlock(m), deconv(m, n, 5, 2), *_rbs(n),
+        deconv(n, n, 5, 2), AttentionBlock(n), *_rbs(n),
+        deconv(n, n, 5, 2), *_rbs(n),
+        deconv(n, bands, 5, 2),
+    )
+    return g_a, g_s
+
+
 def default_groups(m: int) -> list[int]:
     return [16, 16, 32, 64, m - 128]
 
@@ -62,18 +80,7 @@ class ElicCodec(VariableRateMixin, ImageCodec):
         self.N, self.M, self.groups = n, m, groups
         self.config.update(groups=groups, context_widths=ctx_w, aggregation_width=agg_w)
 
-        self.g_a = nn.Sequential(
-            conv(c, n, 5, 2), *_rbs(n),
-            conv(n, n, 5, 2), *_rbs(n), AttentionBlock(n),
-            conv(n, n, 5, 2), *_rbs(n),
-            conv(n, m, 5, 2), AttentionBlock(m),
-        )
-        self.g_s = nn.Sequential(
-            AttentionBlock(m), deconv(m, n, 5, 2), *_rbs(n),
-            deconv(n, n, 5, 2), AttentionBlock(n), *_rbs(n),
-            deconv(n, n, 5, 2), *_rbs(n),
-            deconv(n, c, 5, 2),
-        )
+        self.g_a, self.g_s = elic_transforms(c, n, m)
         h_a = nn.Sequential(
             conv(m, n, 3, 1), nn.ReLU(inplace=True),
             conv(n, n, 5, 2), nn.ReLU(inplace=True),

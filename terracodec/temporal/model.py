@@ -83,16 +83,12 @@ class TemporalCodec(Codec):
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = dict(PUBLISHED, **config)
         super().__init__(cfg)
-        ch = [int(c) for c in cfg["transform_channels"]]
-        c_lat = int(cfg["latent_channels"])
-        if len(ch) != 4 or ch[-1] != c_lat:
-            raise ValueError(f"transform_channels {ch} must be 4 widths ending in latent_channels")
+        c_lat = self.build_transforms(cfg)
         layers = [int(n) for n in cfg["layers"]]
         if len(layers) != 3 or min(layers) < 1:
             raise ValueError(f"layers {layers} must be 3 positive counts")
         self.latent_channels = c_lat
         self.d_model = int(cfg["d_model"])
-        self.transform = Transform(self.bands, ch, int(cfg["residual_blocks"]))
         self.entropy_model = TemporalEntropyModel(
             num_channels=c_lat,
             context_len=int(cfg["context_frames"]),
@@ -117,6 +113,15 @@ class TemporalCodec(Codec):
                 raise ValueError(f"FlexTEC quality (tokens per window) must be 0..{self.num_streams}")
 
     # ----------------------------------------------------------------- transforms
+    def build_transforms(self, cfg: dict[str, Any]) -> int:
+        """Create the transforms; returns the latent channels (seam: `temporal.flextec_elic`)."""
+        ch = [int(c) for c in cfg["transform_channels"]]
+        c_lat = int(cfg["latent_channels"])
+        if len(ch) != 4 or ch[-1] != c_lat:
+            raise ValueError(f"transform_channels {ch} must be 4 widths ending in latent_channels")
+        self.transform = Transform(self.bands, ch, int(cfg["residual_blocks"]))
+        return c_lat
+
     def analysis(self, x: Tensor) -> Tensor:
         return self.transform.analysis_transform.transforms(x)
 
@@ -320,8 +325,7 @@ class TemporalCodec(Codec):
         return self._synthesize(latents["y_hat"], latents["features"]), state
 
     def encode_sequence(self, x: Tensor) -> tuple[list[list[bytes]], list[Tensor]]:
-        """Code frames `[T, B, C, H, W]` of B tile sequences in time order: the payloads of each
-        frame, and each frame's coded latents `y_hat [B, C, h, w]` (on the CPU)."""
+        """Frames `[T, B, C, H, W]` in time order -> each frame's payloads and `y_hat` (CPU)."""
         state, payloads, coded = TemporalState(), [], []
         for t in range(x.shape[0]):
             p, state = self.encode_frames(x[t], state)
@@ -338,8 +342,7 @@ class TemporalCodec(Codec):
         return out
 
     def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[bytes]]:
-        """Each tile's streams, per step; a repacked model's frames hold k <= 16 steps, the same k
-        in every tile (the payload's stream count)."""
+        """Each tile's streams, per step (repacked: k <= 16 steps, the payloads' stream count)."""
         if not self.entropy_model.latent_repacking:
             return super()._unpack_all(data, height, width)
         self._check_size(height, width)
@@ -351,10 +354,8 @@ class TemporalCodec(Codec):
 
     def _check_state(self, state: TemporalState, tiles: int, h: int, w: int) -> None:
         if state.frames and (state.tiles, state.latent_size) != (tiles, (h, w)):
-            raise InputError(
-                f"the sequence has {state.tiles} tiles of {16 * state.latent_size[0]}x"
-                f"{16 * state.latent_size[1]}, this frame {tiles} of {16 * h}x{16 * w}"
-            )
+            raise InputError(f"the sequence has {state.tiles} tiles of {16 * state.latent_size[0]}x"
+                             f"{16 * state.latent_size[1]}, this frame {tiles} of {16 * h}x{16 * w}")
 
     # ----------------------------------------------------------------- the sequence protocol
     def start_state(self, coded_on: str = CURRENT_PATH) -> TemporalState:

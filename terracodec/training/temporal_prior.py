@@ -65,6 +65,15 @@ def load_series(inputs: Sequence[str | Path], bands: Sequence[str], normalizatio
     return out
 
 
+def model_series(image: Any, inputs: Sequence[str | Path], *, min_bands: int, min_clear: float) -> list[Series]:
+    """`load_series` in image model `image`'s bands, normalisation and centre; [] without inputs."""
+    if not inputs:
+        return []
+    norm = Normalization.from_config(image.config["normalization"])
+    return load_series(inputs, list(image.config["band_names"]), norm, image.config["centre"],
+                       min_bands=min_bands, min_clear=min_clear)
+
+
 def load_singles(inputs: Sequence[str | Path], bands: Sequence[str], normalization: Normalization,
                  centre: Sequence[float], *, min_bands: int) -> list[Series]:
     """Single-date scenes (every clear date of `inputs` on its own), normalised and centred."""
@@ -201,4 +210,4 @@ def train_prior(model: Any, pairs: LatentPairs, *, steps: int, batch_size: int, 
     return log
 
 
-__all__ = ["LatentPairs", "Series", "analyse", "load_series", "load_singles", "merge", "rate_bits", "train_prior", "twins"]
+__all__ = ["LatentPairs", "Series", "analyse", "load_series", "load_singles", "merge", "model_series", "rate_bits", "train_prior", "twins"]

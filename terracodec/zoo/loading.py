@@ -19,6 +19,7 @@ import terracodec.models.factorized  # noqa: F401  (registers "tec-fp")
 import terracodec.models.v1  # noqa: F401  (registers the v1 FP and ELIC checkpoint kinds)
 import terracodec.temporal.checkpoint  # noqa: F401  (registers "tec-tt" and its checkpoint kind)
 import terracodec.temporal.conditional_elic  # noqa: F401  (registers "tec-tt-elic")
+import terracodec.temporal.flextec_elic  # noqa: F401  (registers "tec-flextec-elic")
 from terracodec.errors import ModelError
 from terracodec.models.base import ImageCodec
 from terracodec.normalization import Normalization

@@ -146,6 +146,19 @@ MODELS: dict[str, dict[str, Any]] = {
         "description": "TEC-TT on TEC-ELIC (tec-elic-s2l1c's transforms, frozen, and a temporal prior), 13-band "
                        "S2 L1C, centred, 5 qualities, trained on WorldCereal series and OSCD pairs",
     },
+    # Trained here (docs/MODELS.md, issue 18): FlexTEC's latent repacking on tec-elic-s2l2a's
+    # transforms (frozen, quality 5 gains) with a small transformer entropy model; quality = k.
+    "tec-flextec-s2l2a": {
+        "kind": "temporal",
+        "config": {"arch": "tec-flextec-elic", "bands": 12, "N": 64, "M": 192, "latent_channels": 192,
+                   "d_model": 128, "num_heads": 4, "layers": [2, 2, 2]},
+        "normalization": "ssl4eo-s12-l2a-no-offset",
+        "weights": {k: "tec-flextec-s2l2a" for k in range(1, 17)},
+        "trained": True,
+        "description": "FlexTEC (latent repacking, quality k = 1..16 tokens per window) on tec-elic-s2l2a's "
+                       "transforms, 12 bands in L2A order (and stacks of 6-11 of them), centred; one model "
+                       "for every rate, trained on WorldCereal series and OSCD pairs",
+    },
     # Trained here on the OSCD train cities as 2-date sequences (docs/MODELS.md, issue 6): a
     # small TEC-TT (2.6 M parameters), one quality (lambda 100).
     "tec-tt-small": {
