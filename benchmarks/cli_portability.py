@@ -99,6 +99,7 @@ def main() -> None:
             ("l1c13_tt_small_2dates", l1c, ["--model", "tec-tt-small"]),
             ("l1c12_default_2dates", l1c12, []),  # a 12-band series: tec-tt-s2l2a by default
             ("l1c13_default_2dates", l1c, []),  # a 13-band series: tec-tt-s2l1c by default
+            ("l1c12_flextec_k6_2dates", l1c12, ["--model", "tec-flextec-s2l2a", "--quality", "6"]),
         ]
         rows = [check(tmp, n, i, o) for n, i, o in cases]
     lines = ["# Shipped models through the CLI under other CPU kernels (benchmarks/cli_portability.py)", "",
