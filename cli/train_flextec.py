@@ -54,10 +54,10 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
             or frames < 1 or max_gap < 1 or not 1 <= views <= 8 or not 0 <= band_dropout <= 1 or d_model < 1 or heads < 1 or d_model % heads:
         raise InputError("--layers takes 3 positive counts; --steps, --batch-size, --frames, --max-gap, --lambda "
                          "and --lr must be positive, --views 1..8, --band-dropout 0..1, --d-model a multiple of --heads")
-    out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
     image = load_model(base, base_quality)
     if image.arch != "tec-elic" or "centre" not in image.config:
         raise InputError(f"--base must be a centred TEC-ELIC model (tec-elic-s2l2a), not {base}")
+    out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
     torch.manual_seed(seed)
     model = from_image_codec(image, base_quality, {"d_model": d_model, "num_heads": heads, "layers": layers})
     if init_path:

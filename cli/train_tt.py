@@ -44,10 +44,10 @@ def train_tt_command(inputs: tuple[str, ...], output: str, base: str, sparse_inp
 
     if steps < 1 or batch_size < 1 or lr <= 0 or max_gap < 1 or not 1 <= views <= 8 or min(width, mix_width) < 1:
         raise InputError("--steps, --batch-size, --max-gap and --width must be positive, --lr above 0, --views 1..8")
-    out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
     image = load_model(base, 1)
     if image.arch != "tec-elic" or "centre" not in image.config:
         raise InputError(f"--base must be a centred TEC-ELIC model (tec-elic-s2l2a), not {base}")
+    out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
     qualities = int_list(quality_text, "--quality") or list(range(1, max(1, image.num_qualities) + 1))
     if not set(qualities) <= set(range(1, image.num_qualities + 1)):
         raise InputError(f"{base} has qualities 1..{image.num_qualities}")

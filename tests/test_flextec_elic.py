@@ -141,3 +141,5 @@ def test_train_flextec_learns_and_saves_a_loadable_model(tmp_path):
     image = Path(terracodec.__file__).parent / "weights" / "tec-fp-s2l2a.safetensors"
     res = CliRunner().invoke(main, ["train-flextec", str(src), "-o", str(tmp_path / "bad"), "--init", str(image), *small])
     assert res.exit_code != 0 and "not a FlexTEC" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["train-flextec", str(src), "-o", str(tmp_path / "none" / "m"), "--base-quality", "9"])
+    assert res.exit_code != 0 and "no quality 9" in res.output and not (tmp_path / "none").exists()
