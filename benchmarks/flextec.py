@@ -38,6 +38,7 @@ from terracodec.bands import S2_L2A_BANDS  # noqa: E402
 from terracodec.normalization import Normalization  # noqa: E402
 from terracodec.temporal import TemporalState  # noqa: E402
 from terracodec.training.band_subsets import centred  # noqa: E402
+from terracodec.training.temporal_prior import pad_to_multiple  # noqa: E402
 
 FLEXTEC, TT, IMAGE, ANCHOR = "tec-flextec-s2l2a", "tec-tt-s2l2a", "tec-elic-s2l2a", "jpeg2000"
 
@@ -49,9 +50,7 @@ def model_frames(model, sample) -> torch.Tensor:
     dn[:, present] = sample.pixels[:, [sample.band_names.index(b) for b in S2_L2A_BANDS if b in sample.band_names]]
     norm = Normalization.from_config(model.config["normalization"])
     centre = np.asarray(model.config["centre"], np.float64)[:, None, None]
-    x = torch.from_numpy(np.stack([centred(f, present, norm, centre) for f in dn]))
-    ph, pw = -x.shape[-2] % model.multiple, -x.shape[-1] % model.multiple
-    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    return pad_to_multiple(torch.from_numpy(np.stack([centred(f, present, norm, centre) for f in dn])), model.multiple)
 
 
 def bits_gap(sets: dict, dates: int = 4) -> list[dict]:

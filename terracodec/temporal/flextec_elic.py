@@ -36,6 +36,8 @@ class ElicFlexTec(TemporalCodec):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(dict(config, latent_repacking=True))
+        for key in ("transform_channels", "residual_blocks"):  # the published TT's transforms: not these
+            self.config.pop(key, None)
 
     def build_transforms(self, cfg: dict[str, Any]) -> int:
         n, m = int(cfg["N"]), int(cfg["M"])

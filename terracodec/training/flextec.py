@@ -29,16 +29,11 @@ import torch
 from torch import Tensor
 
 from terracodec.temporal.model import TemporalState
-from terracodec.training.temporal_prior import Series
+from terracodec.training.temporal_prior import Series, pad_to_multiple, series_view
 
 
 def _round_st(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
-
-
-def _views(x: Tensor, views: int) -> list[Tensor]:
-    out = [torch.rot90(x, v, dims=(2, 3)) for v in range(min(views, 4))]
-    return out + [torch.rot90(x, v, dims=(2, 3)).flip(3) for v in range(max(0, views - 4))]
 
 
 def drop_bands(x: Tensor, centre: Sequence[float], min_bands: int, rng: np.random.Generator) -> Tensor:
@@ -61,11 +56,8 @@ def analyse(model: Any, series: Sequence[Series], views: int = 8, band_dropout: 
     rng = np.random.default_rng(seed)
     out = []
     for s in series:
-        x = torch.from_numpy(s.frames)
-        ph, pw = -x.shape[-2] % model.multiple, -x.shape[-1] % model.multiple
-        if ph or pw:
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
-        for view in _views(x, views):
+        x = pad_to_multiple(torch.from_numpy(s.frames), model.multiple)
+        for view in (series_view(x, v) for v in range(views)):
             if rng.random() < band_dropout:
                 view = drop_bands(view, model.config["centre"], int(model.config.get("min_bands", 6)), rng)
             out.append(torch.cat([model.analysis(view[t:t + 8].contiguous()) for t in range(0, len(view), 8)]))

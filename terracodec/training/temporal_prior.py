@@ -101,10 +101,18 @@ def twins(series: Sequence[Series], centre: Sequence[float], *, seed: int, gain_
     return out
 
 
-def _pad64(x: Tensor) -> Tensor:
+def pad_to_multiple(x: Tensor, multiple: int = 64) -> Tensor:
+    """`x [..., H, W]` replicate-padded at the bottom and right to multiples of `multiple`, as
+    the coder pads tiles."""
     h, w = x.shape[-2:]
-    ph, pw = -h % 64, -w % 64
+    ph, pw = -h % multiple, -w % multiple
     return torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def series_view(x: Tensor, v: int) -> Tensor:
+    """View `v` (0..7) of a series `[T, C, H, W]`: rotations by v x 90 degrees, then the same
+    rotations of the left-right mirror image (the same view on every date)."""
+    return torch.rot90(x, v % 4, dims=(2, 3)).flip(3) if v >= 4 else torch.rot90(x, v, dims=(2, 3))
 
 
 @dataclass
@@ -134,7 +142,7 @@ def analyse(model: Any, series: Sequence[Series], qualities: Sequence[int], view
     for s in series:
         x = torch.from_numpy(s.frames)
         for v in range(views):
-            view = _pad64(torch.rot90(x, v % 4, dims=(2, 3)).flip(3) if v >= 4 else torch.rot90(x, v, dims=(2, 3)))
+            view = pad_to_multiple(series_view(x, v))
             g = model.g_a(view.contiguous())
             for q in qualities:
                 y = model.gain_latent(g, q - 1)
@@ -210,4 +218,4 @@ def train_prior(model: Any, pairs: LatentPairs, *, steps: int, batch_size: int, 
     return log
 
 
-__all__ = ["LatentPairs", "Series", "analyse", "load_series", "load_singles", "merge", "model_series", "rate_bits", "train_prior", "twins"]
+__all__ = ["LatentPairs", "Series", "analyse", "load_series", "load_singles", "merge", "model_series", "pad_to_multiple", "series_view", "rate_bits", "train_prior", "twins"]
