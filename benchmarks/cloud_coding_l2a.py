@@ -1,7 +1,7 @@
 """Cloud-aware coding with the shipped L2A temporal model on real clouds: bits saved, and how
 well the filled cells match the ground.
 
-Model `tec-tt-s2l2a` at its default quality, whole series through `terracodec.encode(...,
+Model `tec-tt-s2l2a` (`--model`) at its default quality (`--quality`), whole series through `terracodec.encode(...,
 cloud_masks=..., cloud_fill=MODE)` (what `tec encode --cloud-mask` does). Held-out sites only
 (the model never saw them): WorldCereal `0000280849BAC91C` (10 bands, 64 x 64 px, Sen2Cor SCL per
 date: classes 3, 8, 9, 10 = cloud shadow, cloud, cirrus) and fordead (6 bands, 80 x 80 px, MAJA
@@ -18,6 +18,8 @@ CLM_R2 per date: non-zero = cloud); the 20 m masks are upsampled 2x onto the 10 
   the clear dates around it.
 
     python benchmarks/cloud_coding_l2a.py     # -> benchmarks/results/cloud_coding_l2a.md
+    python benchmarks/cloud_coding_l2a.py --model tec-flextec-s2l2a --quality 16 \
+        --out cloud_coding_l2a_flextec              # FlexTEC (latent repacking) at k = 16
 
 Last line: `summary: psnr_gain_vs_best_baseline_db=<x> psnr_gain_vs_previous_date_db=<x>
 real_cloud_bits_saved_pct=<x>` (pooled over both sites: filled-pixel PSNR of the better mode minus
@@ -42,7 +44,7 @@ import terracodec  # noqa: E402
 from terracodec.bands import S2_L2A_BANDS  # noqa: E402
 from terracodec.temporal.clouds import cell_pixels, cloudy_cells, filled_grid  # noqa: E402
 
-MODEL = "tec-tt-s2l2a"
+MODEL, QUALITY = "tec-tt-s2l2a", None  # --model, --quality (None: the model's default)
 MODES = ("interleave", "propagate")
 BASES = ("previous clear date", "mean of clear dates", "linear interpolation")
 SITES = {
@@ -87,7 +89,7 @@ def db(m: float) -> float:
 
 def coded(series: np.ndarray, bands: list[str], masks: dict | None, mode: str) -> tuple[list[int], np.ndarray]:
     kw = {"cloud_masks": masks, "cloud_fill": mode} if masks else {}
-    blob = terracodec.encode(series, model=MODEL, band_names=bands, baseline_offset=False, **kw)
+    blob = terracodec.encode(series, model=MODEL, quality=QUALITY, band_names=bands, baseline_offset=False, **kw)
     return [f["bytes"] for f in terracodec.info(blob)["frame_info"]], np.asarray(terracodec.decode(blob).pixels)
 
 
@@ -144,6 +146,15 @@ def shape_cases(name: str, dates: list[str], dn: np.ndarray, bands: list[str], c
 
 
 def main() -> None:
+    import argparse
+
+    global MODEL, QUALITY
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=MODEL, help="an L2A temporal model (default %(default)s)")
+    ap.add_argument("--quality", type=int, default=None, help="its quality (default: the model's)")
+    ap.add_argument("--out", default="cloud_coding_l2a", help="results stem under benchmarks/results")
+    args = ap.parse_args()
+    MODEL, QUALITY = args.model, args.quality
     warnings.simplefilter("ignore")
     start = time.time()
     real_rows, shape_rows, pooled, saved = [], [], {}, {"plain": 0, "interleave": 0, "propagate": 0}
@@ -158,8 +169,9 @@ def main() -> None:
     pooled_db = {k: db(float(np.mean(v))) for k, v in pooled.items()}
     best_mode, best_base = max(MODES, key=pooled_db.get), max(BASES, key=pooled_db.get)
     lines = [
-        "# Cloud-aware coding of L2A series with `tec-tt-s2l2a` (real clouds)", "",
-        f"`python benchmarks/cloud_coding_l2a.py`; {time.strftime('%Y-%m-%d')}, {cpu_name()}, "
+        f"# Cloud-aware coding of L2A series with `{MODEL}`"
+        f"{'' if QUALITY is None else f' quality {QUALITY}'} (real clouds)", "",
+        f"`python benchmarks/cloud_coding_l2a.py {' '.join(sys.argv[1:])}`; {time.strftime('%Y-%m-%d')}, {cpu_name()}, "
         f"{time.time() - start:.0f} s. Method in the script's docstring; held-out sites only.", "",
         "## Real cloudy series (every date with data, each with its own mask)", "",
         "| site | T x C x H x W | cloudy dates | their bytes, no mask | interleave: bytes (saved) | "
@@ -176,7 +188,7 @@ def main() -> None:
         "The codec reads only earlier dates, decoded; linear interpolation also sees the next clear date, "
         "which a forward coder does not have.",
     ]
-    write_report("cloud_coding_l2a", lines,
+    write_report(args.out, lines,
                  f"summary: psnr_gain_vs_best_baseline_db={pooled_db[best_mode] - pooled_db[best_base]:.2f} "
                  f"psnr_gain_vs_previous_date_db={pooled_db[best_mode] - pooled_db[BASES[0]]:.2f} "
                  f"real_cloud_bits_saved_pct={100 * (1 - saved['interleave'] / saved['plain']):.1f}")

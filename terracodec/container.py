@@ -45,12 +45,15 @@ BAND_SHIFT_MAJOR = 6
 #: `terracodec.models.payload`) and frames lacking bands stored without their default lists:
 #: what this writer writes for image models, so that a 6.x reader refuses those files.
 CHAINED_MAJOR = 7
+#: Major 7 with TEC-TT / FlexTEC frames' steps chained into one rANS stream per tile (payload
+#: version 4, `terracodec.temporal.step_streams`): what this writer writes for those models.
+CHAINED_STEPS_MAJOR = 8
 #: Majors in the compact layout.
-COMPACT_MAJORS = (COMPACT_MAJOR, BAND_SHIFT_MAJOR, CHAINED_MAJOR)
+COMPACT_MAJORS = (COMPACT_MAJOR, BAND_SHIFT_MAJOR, CHAINED_MAJOR, CHAINED_STEPS_MAJOR)
 FORMAT_MINOR = 0
 #: Majors this reader knows.
 READ_MAJORS = (PLAIN_HEADER_MAJOR, DN_OFFSET_MAJOR, ZLIB_HEADER_MAJOR, DN_SCALE_MAJOR, COMPACT_MAJOR,
-               BAND_SHIFT_MAJOR, CHAINED_MAJOR)
+               BAND_SHIFT_MAJOR, CHAINED_MAJOR, CHAINED_STEPS_MAJOR)
 
 _PREAMBLE = struct.Struct("<8sHHIII")   # magic, major, minor, header_len, entry_count, header_crc
 _ENTRY = struct.Struct("<IIQIIII")      # frame, tile, offset, code_len, patch_len, flags, crc32

@@ -59,7 +59,7 @@ def test_filled_tokens_cost_nothing_and_decode_to_the_encoders_latents(mode) -> 
         p, state = model.encode_frames(x[t], state, cloud=cloud if t == 1 else None, fill_mode=mode)
         payloads.append(p)
         coded.append(state.pending.clone())
-    assert payloads[1][0][0] == 3 and payloads[1][1][0] == 1  # the mask travels with tile 0 only
+    assert payloads[1][0][0] == 3 and payloads[1][1][0] == 4  # the mask travels with tile 0 only
     plain, _ = model.encode_frames(x[1], model.encode_frames(x[0], model.start_state())[1])
     assert len(payloads[1][0]) < len(plain[0]) and payloads[1][1] == plain[1]
     state = model.start_state()
@@ -90,7 +90,7 @@ def test_cli_codes_clouds_and_says_how_much_was_filled(tmp_path) -> None:
     r = tec("encode", *SAMPLE[:3], "-o", out, "--model", "tec-tt-small", "--cloud-mask", f"{SAMPLE[1].name}={mask}")
     assert r.exit_code == 0, r.output
     info = terracodec.info(out)
-    assert info["format_version"] == "7.0" and [f["filled"] > 0.1 for f in info["frame_info"]] == [False, True, False]
+    assert info["format_version"] == "8.0" and [f["filled"] > 0.1 for f in info["frame_info"]] == [False, True, False]
     assert "filled under clouds" in tec("info", out).stdout
     plain = terracodec.encode([str(s) for s in SAMPLE[:3]], model="tec-tt-small")
     assert terracodec.info(plain)["frame_info"][1]["bytes"] > info["frame_info"][1]["bytes"]

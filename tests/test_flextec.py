@@ -111,7 +111,7 @@ def test_every_k_round_trips_and_fewer_tokens_cost_fewer_bits():
             assert torch.equal(latents["y_hat"], enc.pending) and payloads[0][1] == k
             total += len(payloads[0])
         sizes.append(total)
-    assert sizes == sorted(sizes) and sizes[0] == 4  # k = 0: two bytes of framing per frame
+    assert sizes == sorted(sizes) and sizes[0] == 4  # k = 0: two bytes per frame (version, k)
 
 
 def test_api_codes_flextec_at_the_asked_quality_and_refuses_bad_requests(tmp_path):

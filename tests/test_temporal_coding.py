@@ -3,7 +3,6 @@ thread counts and batch splits, damaged payloads, bad input."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,9 +11,6 @@ from _tinytt import frames, tiny_tt, one_thread  # noqa: F401  (autouse fixture)
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.temporal import TemporalState
 from terracodec.temporal.entropy_paths import CURRENT_PATH
-from terracodec.entropy.rans import rans_encode
-from terracodec.entropy.rans_stream import varint_decode, varint_encode
-from terracodec.temporal.coding import _subtable, decode_symbols, encode_symbols
 from terracodec.temporal.windows import context_windows, current_windows, merge_windows
 
 
@@ -164,41 +160,6 @@ def test_damaged_payloads_raise() -> None:
         model.decode_frames([payload[:1]], 64, 64)
     with pytest.raises(CorruptStreamError):  # a payload of another model layout (1 stream)
         model.decode_frames([bytes([1, 1, 0])], 64, 64)
-
-
-def old_compact_stream(stream: bytes, n: int) -> bytes:
-    """What TEC-TT stored per step before the headerless rANS mode (`compact_stream`, kept here as
-    the reference): the 1-lane, 1-chunk stream without its version, count, lanes and chunk."""
-    buf = np.frombuffer(stream, np.uint8)
-    fields, pos = varint_decode(buf, 1, 4, "header")
-    assert buf[0] == 1 and fields[:3].tolist() == [n, 1, n]
-    return varint_encode(fields[3:]) + stream[pos:]
-
-
-def test_step_streams_are_the_old_compact_form() -> None:
-    """Headerless step streams: the bytes `compact_stream` made of a full stream, decoded back;
-    truncated or damaged ones raise CorruptStreamError."""
-    table = tiny_tt().entropy_model.bottleneck
-    gen = torch.Generator().manual_seed(3)
-    k = table.quantized_cdf.shape[0]
-    for n in (1, 5, 300, 2000):
-        rows = torch.randint(0, k, (n,), generator=gen)
-        symbols = torch.randint(-40, 40, (n,), generator=gen, dtype=torch.int32)
-        symbols[::37] = 1 << 20  # escapes
-        data = encode_symbols(table, symbols, rows)
-        index, cdf, lengths, offsets = _subtable(table, rows)
-        full = rans_encode(symbols, index, cdf, lengths, offsets, lanes=1, chunk_symbols=n)
-        assert data == old_compact_stream(full, n)
-        assert torch.equal(decode_symbols(table, data, rows), symbols)
-        for end in range(0, len(data), max(1, len(data) // 40)):
-            with pytest.raises(CorruptStreamError):
-                decode_symbols(table, data[:end], rows)
-        with pytest.raises(CorruptStreamError):
-            decode_symbols(table, data + b"\x00", rows)
-        bad = bytearray(data)
-        bad[1] ^= 0x40  # in the escape length or the word count
-        with pytest.raises(CorruptStreamError):
-            decode_symbols(table, bytes(bad), rows)
 
 
 def test_bad_input() -> None:

@@ -29,10 +29,10 @@ import pytest
 import torch
 from _tinytt import one_thread  # noqa: F401  (autouse fixture)
 
-import terracodec.temporal.coding as coding
 from terracodec.entropy.cdf import code_length_bits
 from terracodec.normalization import S2_L2A_MEAN, S2_L2A_STD, Normalization
 from terracodec.temporal import TemporalState
+from terracodec.temporal.step_streams import StepWriter
 from terracodec.temporal.checkpoint import load_tt_checkpoint, tt_model_from_state
 
 pytestmark = pytest.mark.reference
@@ -108,15 +108,16 @@ def _psnr10k(x_hat: torch.Tensor, dn: torch.Tensor) -> float:
 def _check_coding(model, data: dict, meta: dict, monkeypatch) -> None:
     x = _input(data)
     ideal: list[float] = []
-    original = coding.encode_symbols
+    original = StepWriter.add
 
-    def spy(bottleneck, symbols, rows):
+    def spy(writer, symbols, rows):
+        table = writer.model
         ideal.append(float(code_length_bits(
-            symbols, rows, bottleneck.quantized_cdf, bottleneck.cdf_length, bottleneck.offset
+            symbols.reshape(-1), rows.reshape(-1), table.quantized_cdf, table.cdf_length, table.offset
         ).sum()))
-        return original(bottleneck, symbols, rows)
+        return original(writer, symbols, rows)
 
-    monkeypatch.setattr(coding, "encode_symbols", spy)
+    monkeypatch.setattr(StepWriter, "add", spy)
     enc, dec = TemporalState(), TemporalState()
     h, w = meta["height"], meta["width"]
     for t in range(meta["frames"]):
@@ -133,7 +134,7 @@ def _check_coding(model, data: dict, meta: dict, monkeypatch) -> None:
         assert abs(ours - ref) <= PSNR_TOL_DB, (ours, ref)
         assert sum(ideal) == pytest.approx(meta["bits_forward"][t], rel=0.01)
         assert sum(ideal) < meta["bits_compress"][t]
-        framing = 8 * FRAMING_BYTES_PER_STREAM * model.num_streams
+        framing = 8 * FRAMING_BYTES_PER_STREAM  # one stream per tile and frame (payload version 4)
         assert len(payloads[0]) * 8 <= meta["bits_compress"][t] + framing
 
 

@@ -20,9 +20,9 @@ from terracodec.api.resolve import resolve_model
 from terracodec.api.execute import encode_units
 from terracodec.api.plan import plan
 from terracodec.api.workers import ModelSpec
-from terracodec.container import BAND_SHIFT_MAJOR, CHAINED_MAJOR, FORMAT_MAJOR, ContainerWriter
+from terracodec.container import BAND_SHIFT_MAJOR, CHAINED_MAJOR, CHAINED_STEPS_MAJOR, FORMAT_MAJOR, ContainerWriter
 from terracodec.header_compact import compact
-from terracodec.header import FIXED_POINT_PATH, StreamHeader
+from terracodec.header import FIXED_POINT_PATH, PORTABLE_ENTROPY_PATHS, StreamHeader
 from terracodec.errors import InputError
 from terracodec.io.arrays import ArrayStack, apply_overrides
 from terracodec.io.atomic import AtomicOutputs
@@ -163,9 +163,11 @@ def _with_clouds(stack: Any, header: StreamHeader, codec: Any, name: str, masks:
 
 
 def format_major(header: StreamHeader) -> int:
-    """Image models, temporal models on their fixed-point path (chained payloads: tec-tt-elic)
-    and frames with tokens filled under clouds write major 7 (payload versions 2 and 3); other
-    temporal models 6 when a frame is centred, else 5 (docs/FORMAT.md, Versioning)."""
+    """TEC-TT / FlexTEC streams (a portable entropy path) write major 8 (payload version 4, and
+    3 around it); image models, `tec-tt-elic` (fixed-point path) and frames filled under
+    clouds 7 (payload versions 2 and 3) (docs/FORMAT.md, Versioning)."""
+    if header.codec.kind == "temporal" and header.codec.coder_platform in PORTABLE_ENTROPY_PATHS:
+        return CHAINED_STEPS_MAJOR
     chained = header.codec.kind == "image" or header.codec.coder_platform == FIXED_POINT_PATH
     if chained or any(fr.filled for fr in header.frames):
         return CHAINED_MAJOR

@@ -5,7 +5,9 @@ n x LEB128 stream lengths | streams`. Version 2 (image models): `u8 2 | one chai
 holding every segment the latent codec codes (`terracodec.entropy.rans_chain`): one flush per
 tile instead of one per stream. The container checksums payloads; the layout is still validated
 here so that a damaged or foreign payload raises `CorruptStreamError` instead of decoding into
-garbage.
+garbage. Version 3 wraps a temporal frame's payload with its mask of tokens filled under clouds.
+Version 4 (TEC-TT and FlexTEC frames, format major 8): `u8 4 | u8 k | one chained rANS stream`
+of the frame's k autoregressive steps (`terracodec.temporal.step_streams`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from terracodec.errors import CorruptStreamError
 PAYLOAD_VERSION = 1
 CHAINED_PAYLOAD_VERSION = 2
 FILLED_PAYLOAD_VERSION = 3
+STEPS_PAYLOAD_VERSION = 4
 
 
 def pack_streams(streams: Sequence[bytes]) -> bytes:
@@ -65,10 +68,32 @@ def unpack_any(data: bytes, expected: int) -> list[Any]:
     return unpack_streams(data, expected)
 
 
+def pack_steps(k: int, segments: Sequence[Any]) -> bytes:
+    """Version 4 payload of a temporal frame's `k` steps, chained (`rans_chain.Segment`s); no
+    stream at all when they send nothing (k = 0, or every token filled under clouds)."""
+    from terracodec.entropy.rans_chain import chain_encode
+
+    if not 0 <= k <= 255:
+        raise ValueError("at most 255 steps per tile")
+    empty = all(int(s.symbols.numel()) == 0 for s in segments)
+    return bytes((STEPS_PAYLOAD_VERSION, k)) + (b"" if empty else chain_encode(list(segments)))
+
+
+def unpack_steps(data: bytes) -> tuple[int, int, Any]:
+    """(version, k steps, body) of a temporal frame's payload: for version 4 the chained
+    stream's bytes, for version 1 its k streams."""
+    if len(data) >= 2 and data[0] == STEPS_PAYLOAD_VERSION:
+        return STEPS_PAYLOAD_VERSION, data[1], memoryview(data)[2:]
+    if len(data) >= 2 and data[0] == PAYLOAD_VERSION:
+        return PAYLOAD_VERSION, data[1], unpack_streams(data, data[1])
+    raise CorruptStreamError("corrupt tile payload: bad version byte or truncated")
+
+
 def pack_filled(mask: bytes, payload: bytes) -> bytes:
     """Version 3 (temporal frames with tokens filled under clouds): `u8 3 | LEB128 m | m bytes:
-    the zlib-compressed, bit-packed `[windows, 16]` mask of predicted tokens | a version 1
-    or 2 payload` (its streams hold only the tokens or cells they send)."""
+    the zlib-compressed, bit-packed `[windows, 16]` mask of predicted tokens | a version 4, 2
+    (or, written before version 4, 1) payload` (its streams hold only the tokens or cells they
+    send)."""
     return bytes((FILLED_PAYLOAD_VERSION,)) + varint.encode(len(mask)) + mask + payload
 
 
@@ -91,5 +116,6 @@ def finish_chains(per_stream: Sequence[Sequence[Any]]) -> None:
         reader.finish()
 
 
-__all__ = ["CHAINED_PAYLOAD_VERSION", "FILLED_PAYLOAD_VERSION", "PAYLOAD_VERSION", "finish_chains", "pack_chain",
-           "pack_filled", "pack_streams", "split_filled", "unpack_any", "unpack_streams"]
+__all__ = ["CHAINED_PAYLOAD_VERSION", "FILLED_PAYLOAD_VERSION", "PAYLOAD_VERSION", "STEPS_PAYLOAD_VERSION",
+           "finish_chains", "pack_chain", "pack_filled", "pack_steps", "pack_streams", "split_filled", "unpack_any",
+           "unpack_steps", "unpack_streams"]

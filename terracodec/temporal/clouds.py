@@ -130,22 +130,22 @@ def unpack_mask(data: bytes, windows: int, steps: int) -> Tensor:
     return torch.from_numpy(bits.astype(bool)).reshape(windows, steps)
 
 
-def frame_payloads(streams: list[list[bytes]], filled: Tensor | None, tiles: int) -> list[bytes]:
-    """Each tile's payload of a coded frame: version 1, or version 3 when the tile has filled
-    tokens (`filled` `[tiles * windows, 16]` or None)."""
-    from terracodec.models.payload import pack_filled, pack_streams
+def frame_payloads(payloads: list[bytes], filled: Tensor | None) -> list[bytes]:
+    """Each tile's payload of a coded frame (`payloads`: the coder's, one per tile): as it is, or
+    version 3 around it when the tile has filled tokens (`filled` `[tiles * windows, 16]` or
+    None)."""
+    from terracodec.models.payload import pack_filled
 
     out = []
-    per_tile = filled.shape[0] // tiles if filled is not None else 0
-    for b in range(tiles):
-        payload = pack_streams([s[b] for s in streams])
+    per_tile = filled.shape[0] // len(payloads) if filled is not None else 0
+    for b, payload in enumerate(payloads):
         mask = filled[b * per_tile:(b + 1) * per_tile] if filled is not None else None
         out.append(pack_filled(pack_mask(mask), payload) if mask is not None and bool(mask.any()) else payload)
     return out
 
 
 def read_payloads(data: list[bytes], windows: int, steps: int) -> tuple[list[bytes], Tensor | None]:
-    """(version 1 payloads, filled tokens `[tiles * windows, steps]` or None) of a frame's tile
+    """(the inner payloads, filled tokens `[tiles * windows, steps]` or None) of a frame's tile
     payloads (inverse of `frame_payloads`; `windows` per tile)."""
     from terracodec.models.payload import split_filled
 

@@ -20,14 +20,9 @@ c` (`c`: the integer centre of the predicted mean) instead, which equal `round(y
 exact ties with an odd centre; the encoder checks that they are equal and otherwise codes the
 frame step by step as the decoder decodes it (`_encode_steps`).
 
-Streams: each step of each tile is one rANS stream (`terracodec.entropy.rans`, 1 lane, 1 chunk),
-so a tile's frame is 16 streams (`ImageCodec` payload). A step holds only a few hundred to a few
-thousand symbols, so the streams are headerless (`header="none"`): the fields that the decoder
-knows anyway (format version, symbol count, lanes, chunk size: 4 to 6 bytes) are not written,
-and the decoder is given them (`step_layout`); what remains is the escape-section length, the
-word count, the final coder state, the words and the escapes. The coder gets a sub-table
-holding only the rows that the step uses (a few hundred of the 25600), which keeps its per-call
-table checks cheap; the coded bits are those of the full table.
+Streams: a tile's frame is one payload whose rANS stream holds every step it sends
+(`step_streams`: the encoder's `StepWriter`, the decoder's `step_reader`; payloads written
+before it, one stream per step, still decode).
 
 Determinism (the decoder must rebuild the encoder's table rows bit for bit):
 
@@ -71,55 +66,16 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from terracodec.entropy.location_scale import LocationScaleGaussianConditional
-from terracodec.entropy.rans import rans_decode, rans_encode
 from terracodec.errors import CorruptStreamError
 from terracodec.temporal.entropy_model import TemporalEntropyModel
 from terracodec.parallel import budget, chunks, run_tasks
-from terracodec.temporal.transformer import DecoderCache
+from terracodec.temporal.step_streams import StepReader, StepWriter
 
 StepCoder = Callable[[int, Tensor, Tensor], Tensor]
 SERIAL_ROWS = 256  # quantising steps' parameters: fewer rows run on one CPU thread
 STEP_WINDOWS = 32  # windows per task of a decoder step (rows per GEMM: at most this many)
 CONTEXT_WINDOWS = 4  # windows per context task (256 tokens per GEMM in the per-frame encoder)
 DECODER_WINDOWS = 8  # windows per task of the encoder's one-pass prediction (128 rows per GEMM)
-
-
-def _subtable(
-    model: LocationScaleGaussianConditional, rows: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(indexes into the sub-table, cdfs, lengths, offsets): only the rows in `rows`."""
-    used, inverse = torch.unique(rows.reshape(-1).cpu(), return_inverse=True)
-    on = used.to(model.quantized_cdf.device)  # the tables live with the model
-    lengths = model.cdf_length[on].cpu()
-    cdf = model.quantized_cdf[on, : int(lengths.max())].cpu()
-    return inverse.to(torch.int32), cdf, lengths, model.offset[on].cpu()
-
-
-def step_layout(n: int) -> dict:
-    """The rANS layout of a step's stream of `n` symbols: headerless, 1 lane, 1 chunk."""
-    return {"header": "none", "lanes": 1, "chunk_symbols": max(n, 1)}
-
-
-def encode_symbols(model: LocationScaleGaussianConditional, symbols: Tensor, rows: Tensor) -> bytes:
-    """Headerless rANS stream of int32 `symbols` coded with table rows `rows` (no symbols: no
-    bytes, as for a step whose windows are all filled)."""
-    if symbols.numel() == 0:
-        return b""
-    index, cdf, lengths, offsets = _subtable(model, rows)
-    n = symbols.numel()
-    return rans_encode(symbols.reshape(-1).cpu(), index, cdf, lengths, offsets, **step_layout(n))
-
-
-def decode_symbols(model: LocationScaleGaussianConditional, data: bytes, rows: Tensor) -> Tensor:
-    """Inverse of `encode_symbols` (int32, shaped like `rows`, on the CPU)."""
-    if rows.numel() == 0:
-        if len(data):
-            raise CorruptStreamError("corrupt TEC-TT payload: a step with no tokens to decode holds bytes")
-        return torch.zeros(rows.shape, dtype=torch.int32)
-    index, cdf, lengths, offsets = _subtable(model, rows)
-    layout = step_layout(rows.numel())
-    return rans_decode(data, index, cdf, lengths, offsets, **layout).reshape(rows.shape)
 
 
 def coder_platform() -> str:
@@ -247,10 +203,11 @@ def _sent_windows(filled: Optional[Tensor], t: int, s: slice) -> Optional[Tensor
 def _encode_steps(
     model: TemporalEntropyModel, windows: Tensor, context: FrameContext, tiles: list[slice], k: int = 16,
     filled: Optional[Tensor] = None,
-) -> tuple[list[list[bytes]], Tensor, Tensor]:
-    """Step-by-step encoding, as the decoder decodes: (streams of steps < k, tokens, features).
-    `filled` `[windows, 16]` bool: tokens predicted instead of sent (cloud-aware coding)."""
-    streams: list[list[bytes]] = []
+) -> tuple[list[bytes], Tensor, Tensor]:
+    """Step-by-step encoding, as the decoder decodes: (each tile's payload of steps < k, tokens,
+    features). `filled` `[windows, 16]` bool: tokens predicted instead of sent (cloud-aware
+    coding)."""
+    writers = [StepWriter(model.bottleneck) for _ in tiles]
     tokens: list[Tensor] = []
     n = windows.shape[0]
 
@@ -260,28 +217,25 @@ def _encode_steps(
             tokens.append(predicted)
             return tokens[-1]
         symbols, rows, centres = model.bottleneck.quantize_parameters(windows[:, t], scales, means)
-        step = []
-        for s in tiles:
+        for writer, s in zip(writers, tiles):
             sent = _sent_windows(filled, t, s)
-            step.append(encode_symbols(model.bottleneck, symbols[s] if sent is None else symbols[s][sent],
-                                       rows[s] if sent is None else rows[s][sent]))
-        streams.append(step)
+            writer.add(symbols[s] if sent is None else symbols[s][sent], rows[s] if sent is None else rows[s][sent])
         coded = (symbols.to(torch.int64) + centres.to(torch.int64)).to(windows.dtype)
         tokens.append(coded if filled is None else torch.where(filled[:, t, None], predicted, coded))
         return tokens[-1]
 
     features = _autoregress(model, context, n, code)
-    return streams, torch.stack(tokens, 1), features
+    return [w.payload(k) for w in writers], torch.stack(tokens, 1), features
 
 
 def encode_frame(
     model: TemporalEntropyModel, y: Tensor, context: FrameContext, k: Optional[int] = None,
     filled: Optional[Tensor] = None,
-) -> tuple[list[list[bytes]], Tensor, Tensor]:
-    """Code latents `y [B, C, h, w]` -> (streams `[step][tile]`, y_hat, features `[B, d, h, w]`).
+) -> tuple[list[bytes], Tensor, Tensor]:
+    """Code latents `y [B, C, h, w]` -> (each tile's payload, y_hat, features `[B, d, h, w]`).
     `k` (repacked models): steps sent; the others are `predicted_token`s, coded as 0 bits.
     `filled` `[B * windows, 16]` bool: tokens predicted at any step (their windows send nothing
-    in that step's stream)."""
+    in that step)."""
     model.bottleneck.update()
     b, _, h, w = y.shape
     windows = model.tokenizer.current(y)
@@ -291,37 +245,38 @@ def encode_frame(
     if filled is not None and not bool(filled.any()):
         filled = None
     if k < model.seq_len_dec or filled is not None:  # predicted tokens depend on the ones before
-        streams, coded, features = _encode_steps(model, windows, context, tiles, k, filled)
-        return streams, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
+        payloads, coded, features = _encode_steps(model, windows, context, tiles, k, filled)
+        return payloads, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
     tokens = torch.round(windows) + 0.0  # + 0.0: no negative zeros (the decoder's are integers)
     means, scales, features = _predict_window_chunks(model, tokens, context)
     with _threads_for_rows(windows.shape[0]):  # the coder runs on the CPU (TemporalCodec._coder)
         symbols, rows, centres = model.bottleneck.quantize_parameters(windows, scales, means)
         coded = (symbols.to(torch.int64) + centres.to(torch.int64)).to(y.dtype)
         if torch.equal(coded, tokens):
-            streams = [
-                [encode_symbols(model.bottleneck, symbols[s, t], rows[s, t]) for s in tiles]
-                for t in range(model.seq_len_dec)
-            ]
+            payloads = []
+            for s in tiles:  # steps in order: [windows, 16, C] -> [16, windows, C]
+                writer = StepWriter(model.bottleneck)
+                writer.add(symbols[s].transpose(0, 1), rows[s].transpose(0, 1))
+                payloads.append(writer.payload(k))
     if not torch.equal(coded, tokens):
         # a tie rounded the other way around an odd centre: code as the decoder will decode
-        streams, coded, features = _encode_steps(model, windows, context, tiles)
-    return streams, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
+        payloads, coded, features = _encode_steps(model, windows, context, tiles)
+    return payloads, model.tokenizer.merge(coded, h, w), model.tokenizer.merge(features, h, w)
 
 
 def decode_frame(
-    model: TemporalEntropyModel, streams: Sequence[Sequence[bytes]], context: FrameContext,
+    model: TemporalEntropyModel, readers: Sequence[StepReader], k: int, context: FrameContext,
     shape: tuple[int, int, int, int], filled: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
-    """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`); k = the
-    number of steps in `streams`, `filled` as the encoder's (read from the payloads)."""
+    """Inverse of `encode_frame`: (y_hat `[B, C, h, w]`, features `[B, d, h, w]`) from each
+    tile's `step_streams.step_reader` of its payload; `k`: the steps sent (the payloads' count),
+    `filled` as the encoder's (read from the payloads)."""
     model.bottleneck.update()
     b, c, h, w = shape
     per_tile = model.tokenizer.windows(h, w)
     n = b * per_tile
-    k = len(streams)
-    if not 0 <= k <= model.seq_len_dec or any(len(s) != b for s in streams):
-        raise CorruptStreamError("corrupt TEC-TT payload: wrong number of streams")
+    if not 0 <= k <= model.seq_len_dec or len(readers) != b:
+        raise CorruptStreamError("corrupt TEC-TT payload: wrong number of steps")
     if filled is not None and tuple(filled.shape) != (n, model.seq_len_dec):
         raise CorruptStreamError("corrupt TEC-TT payload: the filled-token mask does not fit the tile")
     tiles = [slice(i * per_tile, (i + 1) * per_tile) for i in range(b)]
@@ -334,13 +289,15 @@ def decode_frame(
             return tokens[-1]
         _, rows, centres = model.bottleneck.quantize_parameters(None, scales, means)
         token = predicted.clone() if filled is not None else torch.empty_like(means)
-        for i, s in enumerate(tiles):
+        for reader, s in zip(readers, tiles):
             sent = _sent_windows(filled, t, s)
             sel = torch.arange(s.start, s.stop) if sent is None else torch.arange(s.start, s.stop)[sent]
-            symbols = decode_symbols(model.bottleneck, streams[t][i], rows[sel]).to(centres.device)
+            symbols = reader.read(model.bottleneck, rows[sel]).to(centres.device)
             token[sel] = (symbols.to(torch.int64) + centres[sel].to(torch.int64)).to(means.dtype)
         tokens.append(token)
         return tokens[-1]
 
     features = _autoregress(model, context, n, code)
+    for reader in readers:
+        reader.finish()
     return model.tokenizer.merge(torch.stack(tokens, 1), h, w), model.tokenizer.merge(features, h, w)

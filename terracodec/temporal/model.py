@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from terracodec.errors import CorruptStreamError, InputError
 from terracodec.models.codec import Codec
-from terracodec.models.payload import unpack_streams
+from terracodec.temporal.step_streams import StepReader, step_reader
 from terracodec.parallel import chunks, run_tasks
 from terracodec.registry import register_architecture
 from terracodec.temporal.entropy_model import TemporalEntropyModel
@@ -291,8 +291,8 @@ class TemporalCodec(Codec):
             if tuple(cloud.shape) != (x.shape[0], x.shape[2] // 16, x.shape[3] // 16):
                 raise InputError(f"cloud cells {tuple(cloud.shape)} do not fit the tiles {tuple(x.shape)}")
             filled = filled_tokens(cloud.bool(), fill_mode, em.latent_repacking)
-        streams, y_hat, _ = encode_frame(em, results[0], finish(results[1:]), k, filled)
-        return frame_payloads(streams, filled, x.shape[0]), self.advance(state, y_hat)
+        payloads, y_hat, _ = encode_frame(em, results[0], finish(results[1:]), k, filled)
+        return frame_payloads(payloads, filled), self.advance(state, y_hat)
 
     @torch.no_grad()
     def decode_latent_frames(
@@ -308,11 +308,11 @@ class TemporalCodec(Codec):
         self._check_size(height, width)
         data, filled = read_payloads(list(data), self.entropy_model.tokenizer.windows(height // 16, width // 16),
                                      self.num_streams)
-        streams = self._unpack_all(data, height, width)
+        k, readers = self._step_readers(data)
         shape = (len(data), self.latent_channels, height // 16, width // 16)
         tasks, finish = self._context_tasks(state)
         em = self._coder(_portable_path(state))[0]
-        y_hat, features = decode_frame(em, streams, finish(run_tasks(tasks)), shape, filled)
+        y_hat, features = decode_frame(em, readers, k, finish(run_tasks(tasks)), shape, filled)
         y_hat = y_hat.float()  # integers: exact in float32 (the portable paths decode in float64)
         return {"y_hat": y_hat, "features": features.float()}, self.advance(state, y_hat)
 
@@ -341,16 +341,16 @@ class TemporalCodec(Codec):
             out.append(latents["y_hat"].cpu())
         return out
 
-    def _unpack_all(self, data: Sequence[bytes], height: int, width: int) -> list[list[bytes]]:
-        """Each tile's streams, per step (repacked: k <= 16 steps, the payloads' stream count)."""
-        if not self.entropy_model.latent_repacking:
-            return super()._unpack_all(data, height, width)
-        self._check_size(height, width)
-        k = data[0][1] if data and len(data[0]) > 1 else -1
-        if not 0 <= k <= self.num_streams:
-            raise CorruptStreamError("corrupt FlexTEC payload: bad token count")
-        per_tile = [unpack_streams(d, k) for d in data]
-        return [[tile[i] for tile in per_tile] for i in range(k)]
+    def _step_readers(self, data: Sequence[bytes]) -> tuple[int, list[StepReader]]:
+        """(k, each tile's steps): every tile of a frame sends the same k steps, 16 unless the
+        model repacks latents (FlexTEC: 0..16, the frame's quality)."""
+        parsed = [step_reader(d) for d in data]
+        k = parsed[0][0] if parsed else self.num_streams
+        if any(p[0] != k for p in parsed) or not 0 <= k <= self.num_streams or (
+                k != self.num_streams and not self.entropy_model.latent_repacking):
+            raise CorruptStreamError(f"corrupt {'FlexTEC' if self.entropy_model.latent_repacking else 'TEC-TT'} "
+                                     "payload: bad token count")
+        return k, [p[1] for p in parsed]
 
     def _check_state(self, state: TemporalState, tiles: int, h: int, w: int) -> None:
         if state.frames and (state.tiles, state.latent_size) != (tiles, (h, w)):
