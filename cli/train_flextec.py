@@ -21,6 +21,10 @@ from terracodec.errors import InputError
               help="Share of series views coded with a random subset of 6+ bands (the others at the centre).")
 @click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this FlexTEC's weights (a .safetensors of the same sizes and base).")
+@click.option("--channel-order", "order_rule", type=click.Choice(["importance", "index"]), default="importance",
+              show_default=True, help="Latent channels in the repacked tokens: by the frame error each costs when "
+                                      "not sent (measured on INPUTS), or the image model's order. With --init: the "
+                                      "init's order.")
 @click.option("--d-model", type=int, default=128, show_default=True, help="Transformer width.")
 @click.option("--heads", type=int, default=4, show_default=True)
 @click.option("--layers", "layers_text", default="2,2,2", show_default=True,
@@ -35,7 +39,7 @@ from terracodec.errors import InputError
 @click.option("--views", type=int, default=8, show_default=True, help="Flips/rotations of each series (1..8).")
 def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_quality: int,
                           sparse_inputs: tuple[str, ...], sparse_views: int, band_dropout: float,
-                          init_path: str | None, min_clear: float, min_bands: int,
+                          init_path: str | None, order_rule: str, min_clear: float, min_bands: int,
                           d_model: int, heads: int, layers_text: str, lmbda: float, frames: int, steps: int,
                           batch_size: int, lr: float, max_gap: int, views: int, seed: int,
                           max_minutes: float | None, overwrite: bool, quiet: bool) -> None:
@@ -45,7 +49,7 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
 
     from terracodec.cli.options import int_list
     from terracodec.temporal.flextec_elic import from_image_codec
-    from terracodec.training.flextec import analyse, train_entropy_model
+    from terracodec.training.flextec import analyse, channel_alphas, channel_order, train_entropy_model
     from terracodec.training.temporal_prior import model_series
     from terracodec.zoo import load_model
 
@@ -58,8 +62,11 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
     if image.arch != "tec-elic" or "centre" not in image.config:
         raise InputError(f"--base must be a centred TEC-ELIC model (tec-elic-s2l2a), not {base}")
     out, check = checked_outputs(output, inputs, overwrite)  # refused before any work
+    sizes = {"d_model": d_model, "num_heads": heads, "layers": layers}
+    if init_path:
+        sizes.update(_init_order(Path(init_path)))
     torch.manual_seed(seed)
-    model = from_image_codec(image, base_quality, {"d_model": d_model, "num_heads": heads, "layers": layers})
+    model = from_image_codec(image, base_quality, sizes)
     if init_path:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -78,6 +85,13 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
     say(f"{len(series)} series ({sum(len(s.frames) for s in series)} dates), {len(sparse)} sparse pieces")
     latents = (analyse(model, series, views, band_dropout, seed, report=say)
                + analyse(model, sparse, sparse_views, band_dropout, seed + 1))
+    if not init_path and order_rule == "importance":  # the untrained entropy model starts anew on the order
+        order = channel_order(model, latents, channel_alphas(model, latents, seed=seed))
+        say(f"channel order (most costly to predict first): {order[:12]} ...")
+        torch.manual_seed(seed)
+        model = from_image_codec(image, base_quality, dict(sizes, channel_order=order))
+        model.update()
+        latents = [y[:, order] for y in latents]
     log = train_entropy_model(model, latents, steps=steps, batch_size=batch_size, lr=lr, lmbda=lmbda, frames=frames,
                               max_gap=max_gap, seed=seed, max_minutes=max_minutes,
                               report=lambda i, r: say(f"step {i}: loss {r['loss']:.4f}, {r['bpppb']:.4f} bpppb, "
@@ -88,6 +102,19 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
                                 "sparse": [Path(p).name for p in sparse_inputs], "lambda": lmbda,
                                 "steps": len(log) and log[-1]["step"], "batch_size": batch_size, "lr": lr,
                                 "frames": frames, "max_gap": max_gap, "views": views, "seed": seed,
-                                "band_dropout": band_dropout, "init": Path(init_path).name if init_path else None}
+                                "band_dropout": band_dropout, "init": Path(init_path).name if init_path else None,
+                                "channel_order": "init" if init_path else order_rule}
     save_trained(model, log, out, check)
     say(f"saved {out}.safetensors")
+
+
+def _init_order(init: Path) -> dict:
+    """The channel order recorded beside an --init's weights (`<stem>.json`), if any."""
+    import json
+
+    beside = init.with_suffix(".json")
+    try:
+        config = json.loads(beside.read_text()).get("config", {}) if beside.exists() else {}
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"--init {init}: its {beside.name} is not a model config") from None
+    return {"channel_order": config["channel_order"]} if "channel_order" in config else {}

@@ -47,6 +47,44 @@ def test_transforms_are_the_image_models_at_its_quality():
         torch.testing.assert_close(flex.synthesis(y), elic.synthesis(y))
 
 
+def test_a_channel_order_permutes_the_latent_and_nothing_else():
+    """`channel_order` (config): the latent's channel i is the image model's channel order[i];
+    synthesis undoes it. A config that is not a permutation is refused."""
+    from terracodec.temporal.flextec_elic import from_image_codec
+
+    elic = load_model("tec-elic-s2l2a", 5)
+    order = torch.randperm(192, generator=torch.Generator().manual_seed(0)).tolist()
+    sizes = {"d_model": 32, "num_heads": 2, "layers": [1, 1, 1]}
+    flex = from_image_codec(elic, 5, dict(sizes, channel_order=order))
+    assert flex.config["channel_order"] == order
+    x = _inputs(flex, 1)
+    with torch.no_grad():
+        y = elic.analysis(x)
+        torch.testing.assert_close(flex.analysis(x), y[:, order])
+        torch.testing.assert_close(flex.latent_gain(), elic.gain[4][order])
+        y = torch.round(y)
+        torch.testing.assert_close(flex.synthesis(y[:, order]), elic.synthesis(y))
+    with pytest.raises(ValueError, match="permutation"):
+        from_image_codec(elic, 5, dict(sizes, channel_order=[0] * 192))
+
+
+def test_channels_are_ordered_by_the_error_they_cost():
+    """`channel_order`: a channel with far more variance than the others, or one whose error the
+    synthesis amplifies far more, comes first."""
+    from terracodec.training.flextec import channel_alphas, channel_order
+
+    flex = load_model(MODEL, 16)
+    gen = torch.Generator().manual_seed(1)
+    latents = [torch.randn(3, 192, 4, 4, generator=gen) * flex.latent_gain()[None, :, None, None].detach()]
+    latents[0][:, 100] *= 50
+    alphas = channel_alphas(flex, latents, samples=1)
+    assert alphas.shape == (192,) and bool((alphas > 0).all())
+    assert channel_order(flex, latents, alphas)[0] == 100
+    boosted = alphas.clone()
+    boosted[7] *= 1e6
+    assert channel_order(flex, latents, boosted)[:2] == [7, 100]
+
+
 def flex_base_quality() -> int:
     return int(load_model(MODEL, 1).config["base_quality"])
 
@@ -138,6 +176,11 @@ def test_train_flextec_learns_and_saves_a_loadable_model(tmp_path):
                                     "--init", str(out) + ".safetensors", "--band-dropout", "1", *small])
     assert res.exit_code == 0, res.output
     assert json.loads(more.with_suffix(".log.json").read_text())[0]["loss"] < log[0]["loss"]
+    # the channels were ordered by their cost (a permutation, not the image model's order); the
+    # continued model keeps its init's order
+    config = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert sorted(config["channel_order"]) == list(range(192)) and config["channel_order"] != list(range(192))
+    assert json.loads(more.with_suffix(".json").read_text())["config"]["channel_order"] == config["channel_order"]
     image = Path(terracodec.__file__).parent / "weights" / "tec-fp-s2l2a.safetensors"
     res = CliRunner().invoke(main, ["train-flextec", str(src), "-o", str(tmp_path / "bad"), "--init", str(image), *small])
     assert res.exit_code != 0 and "not a FlexTEC" in res.output and "Traceback" not in res.output

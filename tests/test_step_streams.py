@@ -19,6 +19,7 @@ from terracodec.models.payload import STEPS_PAYLOAD_VERSION
 from terracodec.temporal.step_streams import SeparateSteps, StepWriter, step_reader, subtable
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy"
+FLEXTEC_WEIGHTS = Path(__file__).resolve().parent / "fixtures" / "reference_flextec" / "flextec.pt"
 SAMPLE = sorted((Path(terracodec.__file__).parent / "data" / "sample").glob("*.tif"))
 
 
@@ -107,10 +108,12 @@ def test_version_1_step_streams_still_decode() -> None:
                                   "tt_small_cloudy_separate_steps_2frames"])
 def test_legacy_version_1_files_decode_to_their_latents(name: str) -> None:
     """Files written before version 4 (tests/data/legacy/make_separate_step_streams.py): TEC-TT,
-    FlexTEC at k = 3, and a frame with tokens filled under clouds (version 3 around version 1)."""
+    FlexTEC at k = 3 (the published-architecture test checkpoint), and a frame with tokens
+    filled under clouds (version 3 around version 1)."""
     path = LEGACY / f"{name}.tec"
+    kw = {"weights": str(FLEXTEC_WEIGHTS)} if name.startswith("flextec") else {}
     assert terracodec.info(path)["format_version"] in ("5.0", "6.0", "7.0")  # majors before 8
-    lat, saved = terracodec.decode_latents(path), np.load(path.with_suffix(".npz"))
+    lat, saved = terracodec.decode_latents(path, **kw), np.load(path.with_suffix(".npz"))
     assert np.array_equal(lat.y_hat, saved["y"]) and np.array_equal(lat.features, saved["f"])
 
 

@@ -11,11 +11,14 @@ quality k per frame drawn with probability proportional to k (the paper's schedu
                    a no-grad pass gives them, a second pass learns through them)
       y_hat (+ dequantiser) vs y, in the synthesis' units, -> distortion
       the next frame's context is this frame's y_hat: the predicted latent, as on both sides
-    loss = bits of tokens < k / (pixels x bands) + lambda x alpha x latent MSE
+    loss = bits of tokens < k / (pixels x bands) + lambda x mean over channels (alpha_c x MSE_c)
 
-`alpha` turns the latent's mean squared error (synthesis units) into the frame's (normalised
-units per pixel and band): measured once through the frozen synthesis on the training latents.
-With it, `lambda` means what the image models' lambdas mean (`training.loop`).
+`alpha_c` turns channel c's squared error (synthesis units) into the frame's (normalised units
+per pixel and band): measured once per channel through the frozen synthesis on the training
+latents (`channel_alphas`; they differ up to 30x between channels). With it, `lambda` means
+what the image models' lambdas mean (`training.loop`). The same measure orders the channels for
+repacking (`channel_order`: the model's `channel_order`, its first tokens the costliest to
+predict).
 """
 
 from __future__ import annotations
@@ -66,18 +69,36 @@ def analyse(model: Any, series: Sequence[Series], views: int = 8, band_dropout: 
 
 
 @torch.no_grad()
-def synthesis_alpha(model: Any, latents: Sequence[Tensor], sigma: float = 0.5, samples: int = 8,
-                    seed: int = 0) -> float:
-    """Frame MSE per unit of latent MSE (synthesis units: `y / gain`), by perturbing real latents."""
+def channel_alphas(model: Any, latents: Sequence[Tensor], sigma: float = 0.5, samples: int = 4,
+                   seed: int = 0) -> Tensor:
+    """Per latent channel c (the latent's order): frame MSE per unit of latent MSE (synthesis units,
+    `y / gain`, over all channels) when noise of std `sigma` is added to channel c alone, on real
+    latents through the frozen synthesis. Their mean is the alpha of uniform noise."""
     g = torch.Generator().manual_seed(seed)
-    num, den = 0.0, 0.0
+    gain = model.latent_gain().detach()
+    m = gain.shape[0]
+    num = torch.zeros(m, dtype=torch.float64)
     for i in torch.randint(len(latents), (samples,), generator=g).tolist():
-        y = latents[i][:1] / model.gain[None, :, None, None]
-        noise = sigma * torch.randn(y.shape, generator=g)
-        a, b = model.g_s(y), model.g_s(y + noise)
-        num += float(((a - b) ** 2).mean()) * a[0].numel()
-        den += float((noise ** 2).mean()) * a[0].numel()
-    return num / den
+        y = latents[i][:1]
+        y = y[..., :16, :16]  # 256 px of frame: enough to measure, cheap to run m times
+        base = model.synthesis(y)
+        for start in range(0, m, 16):
+            cs = torch.arange(start, min(m, start + 16))
+            noisy = y.repeat(len(cs), 1, 1, 1)
+            noise = sigma * torch.randn((len(cs), *y.shape[2:]), generator=g)
+            noisy[torch.arange(len(cs)), cs] += noise * gain[cs, None, None]
+            err = ((model.synthesis(noisy) - base) ** 2).flatten(1).mean(1)
+            num[cs] += (err / ((noise ** 2).flatten(1).mean(1) / m)).double()
+    return (num / samples).float()
+
+
+@torch.no_grad()
+def channel_order(model: Any, latents: Sequence[Tensor], alphas: Tensor) -> list[int]:
+    """Latent channels by the frame error each costs when it is not sent, most first: its alpha
+    times its variance (synthesis units) over every cell and date of `latents`."""
+    gain = model.latent_gain().detach()
+    cells = torch.cat([(y / gain[None, :, None, None]).permute(1, 0, 2, 3).reshape(y.shape[1], -1) for y in latents], 1)
+    return torch.argsort(alphas * cells.var(1), descending=True).tolist()
 
 
 def frame_pass(model: Any, y: Tensor, memory: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -98,18 +119,20 @@ def frame_pass(model: Any, y: Tensor, memory: Tensor, k: int) -> tuple[Tensor, T
     return bits, em.tokenizer.merge(y_hat, h, w), em.tokenizer.merge(features, h, w)
 
 
-def sequence_loss(model: Any, y: Tensor, ks: Sequence[int], lmbda: float, alpha: float) -> dict[str, Tensor]:
-    """Loss of crops `y [B, T, M, h, w]` coded frame by frame with qualities `ks` (one per frame)."""
+def sequence_loss(model: Any, y: Tensor, ks: Sequence[int], lmbda: float, alphas: Tensor) -> dict[str, Tensor]:
+    """Loss of crops `y [B, T, M, h, w]` coded frame by frame with qualities `ks` (one per frame);
+    `alphas`: each channel's frame MSE per unit latent MSE (`channel_alphas`)."""
     b, t, _, h, w = y.shape
     state, bits, mse = TemporalState(), y.new_zeros(()), y.new_zeros(())
-    inverse = 1.0 / model.gain[None, :, None, None].detach()
+    inverse = 1.0 / model.latent_gain()[None, :, None, None].detach()
+    weight = alphas[None, :, None, None]
     for i in range(t):
         f_bits, y_hat, features = frame_pass(model, y[:, i], model.memory(state), ks[i])
         bits = bits + f_bits
-        mse = mse + (((model.dequantize(y_hat, features) - y[:, i]) * inverse) ** 2).mean()
+        mse = mse + (weight * ((model.dequantize(y_hat, features) - y[:, i]) * inverse) ** 2).mean()
         state = model.advance(state, y_hat.detach())
     rate = bits / (b * t * h * w * 256 * model.bands)
-    distortion = alpha * mse / t
+    distortion = mse / t
     return {"loss": rate + lmbda * distortion, "bpppb": rate, "mse": distortion}
 
 
@@ -128,7 +151,8 @@ def train_entropy_model(model: Any, latents: Sequence[Tensor], *, steps: int, ba
     learned = [p for p in model.parameters() if id(p) not in frozen]
     for p in model.parameters():
         p.requires_grad_(id(p) not in frozen)
-    alpha = synthesis_alpha(model, latents, seed=seed)
+    alphas = channel_alphas(model, latents, seed=seed)
+    alpha = float(alphas.mean())
     model.train()
     opt = torch.optim.Adam(learned, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
@@ -151,7 +175,7 @@ def train_entropy_model(model: Any, latents: Sequence[Tensor], *, steps: int, ba
             left = int(rng.integers(y.shape[3] - key[1] + 1))
             crops.append(y[dates, :, top:top + key[0], left:left + key[1]])
         ks = [draw_k(rng) for _ in range(frames)]
-        out = sequence_loss(model, torch.stack(crops), ks, lmbda, alpha)
+        out = sequence_loss(model, torch.stack(crops), ks, lmbda, alphas)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(learned, 1.0)
@@ -171,4 +195,5 @@ def train_entropy_model(model: Any, latents: Sequence[Tensor], *, steps: int, ba
     return log
 
 
-__all__ = ["analyse", "draw_k", "drop_bands", "frame_pass", "sequence_loss", "synthesis_alpha", "train_entropy_model"]
+__all__ = ["analyse", "channel_alphas", "channel_order", "draw_k", "drop_bands", "frame_pass", "sequence_loss",
+           "train_entropy_model"]

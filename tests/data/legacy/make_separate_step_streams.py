@@ -3,35 +3,37 @@ chained into one rANS stream (payload version 4), with the decoded latents besid
 which tests/test_step_streams.py expects on every machine.
 
     tt_small_separate_steps_2frames.tec      `tec-tt-small`, the bundled sample's first 2 dates
-    flextec_k3_separate_steps_2frames.tec    `tec-flextec-s2l2a` at k = 3 (B10 dropped: L2A bands)
+    flextec_k3_separate_steps_2frames.tec    `tec-flextec` at k = 3, the published-architecture
+                                             checkpoint of tests/fixtures/reference_flextec (random
+                                             weights: the file does not depend on shipped weights)
     tt_small_cloudy_separate_steps_2frames.tec  `tec-tt-small`, a block of the second date marked
                                              cloudy (payload version 3 around version 1)
 
-Run with a terracodec from before payload version 4 (commit 75ba032):
+Run with a terracodec from before payload version 4 (commit 75ba032), writing here:
 
-    python tests/data/legacy/make_separate_step_streams.py
+    git worktree add /tmp/old 75ba032
+    PYTHONPATH=/tmp/old python tests/data/legacy/make_separate_step_streams.py
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import rasterio
 
 import terracodec
-from terracodec.bands import S2_L1C_BANDS, S2_L2A_BANDS
 
 HERE = Path(__file__).resolve().parent
+FLEXTEC = HERE.parents[1] / "fixtures" / "reference_flextec"
 SAMPLE = Path(terracodec.__file__).resolve().parent / "data" / "sample"
 DATES = ("20150711", "20150731")
 
 
-def _write(out: Path, stream: bytes) -> None:
+def _write(out: Path, stream: bytes, **kw) -> None:
     out.write_bytes(stream)
-    lat = terracodec.decode_latents(out)
+    lat = terracodec.decode_latents(out, **kw)
     np.savez_compressed(out.with_suffix(".npz"), y=lat.y_hat, f=lat.features)
     print(f"wrote {out} ({out.stat().st_size} bytes) and its latents")
 
@@ -39,13 +41,12 @@ def _write(out: Path, stream: bytes) -> None:
 def main() -> None:
     frames = [str(SAMPLE / f"S2L1C_{d}.tif") for d in DATES]
     _write(HERE / "tt_small_separate_steps_2frames.tec", terracodec.encode(frames, None, model="tec-tt-small"))
-    stack = []
-    for path in frames:
-        with rasterio.open(path) as ds:
-            stack.append(np.delete(ds.read(), S2_L1C_BANDS.index("B10"), axis=0))
-    stream = terracodec.encode(np.stack(stack), model="tec-flextec-s2l2a", quality=3, band_names=list(S2_L2A_BANDS),
-                               nodata=0, baseline_offset=False)
-    _write(HERE / "flextec_k3_separate_steps_2frames.tec", stream)
+    from safetensors.torch import load_file
+
+    dn = load_file(str(FLEXTEC / "data.safetensors"))["dn"].numpy().astype(np.uint16)
+    weights = str(FLEXTEC / "flextec.pt")
+    stream = terracodec.encode(dn, None, model="tec-flextec", weights=weights, quality=3)
+    _write(HERE / "flextec_k3_separate_steps_2frames.tec", stream, weights=weights)
     with tempfile.TemporaryDirectory() as tmp, rasterio.open(frames[1]) as ds:
         mask = np.zeros((ds.height, ds.width), np.uint8)
         mask[8:72, 16:100] = 1
