@@ -89,14 +89,16 @@ def _merged_tables(segments: list[Segment]) -> tuple[list[int], torch.Tensor, to
     return base_of, cdfs, lengths, offsets
 
 
-def chain_encode(segments: list[Segment]) -> bytes:
-    """One stream for `segments` (in the order the decoder reads them)."""
+def chain_encode(segments: list[Segment], single_lane: bool = False) -> bytes:
+    """One stream for `segments` (in the order the decoder reads them). `single_lane`: one lane
+    whatever the length (each lane ends with its own final state, up to 9 bytes; for callers whose
+    decoding time is not the coder's, e.g. TEC-TT's transformer steps); the reader must be told."""
     from terracodec.entropy.rans import rans_encode
 
     n = sum(int(s.symbols.numel()) for s in segments)
     if n > MAX_CHUNK_SYMBOLS:
         raise ValueError(f"a chain holds at most {MAX_CHUNK_SYMBOLS} symbols")
-    lanes = chain_lanes(n)
+    lanes = 1 if single_lane else chain_lanes(n)
     head = varint_encode(np.array([n, lanes]))
     if n == 0:
         return head + varint_encode(np.array([0]))  # escape bytes 0, no chunk
@@ -110,11 +112,12 @@ def chain_encode(segments: list[Segment]) -> bytes:
 class ChainReader:
     """Decodes a chained stream segment by segment (`read`), then checks it ends (`finish`)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, single_lane: bool = False) -> None:
         buf = np.frombuffer(memoryview(data), dtype=np.uint8)
         (n, lanes), pos = varint_decode(buf, 0, 2, "chain header")
         self.n, self.lanes = int(n), int(lanes)
-        if self.n > MAX_CHUNK_SYMBOLS or not 1 <= self.lanes <= MAX_LANES or self.lanes != chain_lanes(self.n):
+        expected = 1 if single_lane else chain_lanes(self.n)
+        if self.n > MAX_CHUNK_SYMBOLS or not 1 <= self.lanes <= MAX_LANES or self.lanes != expected:
             raise CorruptStreamError("corrupt tile payload: bad chained-stream header")
         layout = parse(buf[pos:], self.n, (self.lanes, max(self.n, 1)))
         self.words = layout.words.astype(np.uint32) if self.n else np.zeros(0, np.uint32)

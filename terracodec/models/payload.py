@@ -7,7 +7,7 @@ tile instead of one per stream. The container checksums payloads; the layout is 
 here so that a damaged or foreign payload raises `CorruptStreamError` instead of decoding into
 garbage. Version 3 wraps a temporal frame's payload with its mask of tokens filled under clouds.
 Version 4 (TEC-TT and FlexTEC frames, format major 8): `u8 4 | u8 k | one chained rANS stream`
-of the frame's k autoregressive steps (`terracodec.temporal.step_streams`).
+of the frame's k autoregressive steps, one lane (`terracodec.temporal.step_streams`).
 """
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ def unpack_any(data: bytes, expected: int) -> list[Any]:
 
 
 def pack_steps(k: int, segments: Sequence[Any]) -> bytes:
-    """Version 4 payload of a temporal frame's `k` steps, chained (`rans_chain.Segment`s); no
-    stream at all when they send nothing (k = 0, or every token filled under clouds)."""
+    """Version 4 payload of a temporal frame's `k` steps, chained (`rans_chain.Segment`s) in one
+    lane; no stream at all when they send nothing (k = 0, or every token filled under clouds)."""
     from terracodec.entropy.rans_chain import chain_encode
 
     if not 0 <= k <= 255:
         raise ValueError("at most 255 steps per tile")
     empty = all(int(s.symbols.numel()) == 0 for s in segments)
-    return bytes((STEPS_PAYLOAD_VERSION, k)) + (b"" if empty else chain_encode(list(segments)))
+    return bytes((STEPS_PAYLOAD_VERSION, k)) + (b"" if empty else chain_encode(list(segments), single_lane=True))
 
 
 def unpack_steps(data: bytes) -> tuple[int, int, Any]:

@@ -17,8 +17,8 @@ last equals `latent_channels`), `residual_blocks` (3), `d_model` (768), `num_hea
 `mlp_expansion` (4), `layers` ([6, 4, 5]: per-frame encoder, joint encoder, decoder),
 `window_context` (8), `window_current` (4), `context_frames` (2), `dropout` (0).
 
-Coding: a tile's frame is one payload of `window_current**2` streams (one per autoregressive
-step, `terracodec.temporal.coding`; tokens filled under clouds: `temporal.clouds`), through the
+Coding: a tile's frame is one payload, one rANS stream of its autoregressive steps (`temporal.
+coding`, `temporal.step_streams`; tokens filled under clouds: `temporal.clouds`), through the
 sequence protocol (`terracodec.models.codec`) with a `TemporalState` that both sides advance
 identically; the batched `encode_frames` / `decode_frames` code a frame of several tiles.
 """

@@ -7,7 +7,7 @@ concatenation decodes span by span (`entropy.rans_chain`):
 
     encoder  StepWriter.add(symbols, rows) for steps 0 .. k-1 (the windows that send the step)
              payload(k): all symbols in step order, one sub-table of the rows they use
-    payload  version 4: u8 4 | u8 k | varint n | varint lanes | one headerless rANS stream
+    payload  version 4: u8 4 | u8 k | varint n | varint lanes (1) | one headerless rANS stream
              (just u8 4 | u8 k when nothing is sent: k = 0, or every token filled)
     decoder  step_reader(payload) -> (k, reader); reader.read(model, rows) once per step,
              in order, then reader.finish(): the stream ended exactly there
@@ -15,7 +15,10 @@ concatenation decodes span by span (`entropy.rans_chain`):
 Why one stream: each stream ends with its coder's final state (a 63-bit varint) and two length
 fields. Version 1 payloads (written before, still decoded: `SeparateSteps`) held one stream per
 step, 16 per tile and frame: real bits were 1.5-2 % above the model's estimate on 256 px frames
-and 9-11 % on 64 px chips (benchmarks/flextec.py); chained, a tile-frame pays one flush.
+and 9-11 % on 64 px chips (benchmarks/flextec.py); chained, a tile-frame pays one flush. One
+lane: the image models' chains use up to 4 (`rans_chain.chain_lanes`) for the coder's
+instruction-level parallelism, which a TT's decoding time (its transformer steps) does not
+notice, while each lane's final state cost up to 0.6 % of a 256 px frame's bits.
 
 The rows come from the integer entropy path on both sides; the sub-tables differ (the encoder's
 holds every step's rows, the decoder's one step's) but hold the same CDF rows, and a symbol's
@@ -120,7 +123,7 @@ def step_reader(data: bytes) -> tuple[int, StepReader]:
     """(k, the reader of its steps) of a tile payload, version 4 or 1."""
     version, k, body = unpack_steps(data)
     if version == STEPS_PAYLOAD_VERSION:
-        return k, ChainedSteps(ChainReader(body) if len(body) else None)
+        return k, ChainedSteps(ChainReader(body, single_lane=True) if len(body) else None)
     assert version == PAYLOAD_VERSION
     return k, SeparateSteps(body)
 
