@@ -45,6 +45,7 @@ from terracodec.bands import S2_L2A_BANDS  # noqa: E402
 from terracodec.temporal.clouds import cell_pixels, cloudy_cells, filled_grid  # noqa: E402
 
 MODEL, QUALITY = "tec-tt-s2l2a", None  # --model, --quality (None: the model's default)
+REPACKED = False  # whether MODEL repacks latents (FlexTEC: it fills whole windows)
 MODES = ("interleave", "propagate")
 BASES = ("previous clear date", "mean of clear dates", "linear interpolation")
 SITES = {
@@ -72,10 +73,11 @@ def load_site(folder: Path, mask_file: str, is_cloud) -> tuple[list[str], np.nda
 
 
 def filled_pixels(mask: np.ndarray, mode: str) -> np.ndarray:
-    """[H, W] bool: the pixels whose latent cells a frame with `mask` fills (windows from the origin)."""
+    """[H, W] bool: the pixels whose latent cells a frame with `mask` fills (windows from the origin;
+    a repacked model, FlexTEC, fills whole 4 x 4 cell windows)."""
     import torch
 
-    _, filled = filled_grid(torch.from_numpy(cloudy_cells(mask)), mode)
+    _, filled = filled_grid(torch.from_numpy(cloudy_cells(mask)), mode, REPACKED)
     return cell_pixels(filled.numpy(), *mask.shape)
 
 
@@ -124,8 +126,11 @@ def shape_cases(name: str, dates: list[str], dn: np.ndarray, bands: list[str], c
         mask = clouds[shapes[k % len(shapes)]].astype(np.uint8)
         series = dn[[clear[j - 2], clear[j - 1], t]]
         where = filled_pixels(mask, "interleave")
-        plain_bytes, _ = coded(series, bands, None, "interleave")
         cells = f"| {name} {dates[t][:10]} | {dates[shapes[k % len(shapes)]][:10]} | {int(where.sum())} |"
+        if not where.any():  # a repacked model fills whole windows only: this cloud fills none
+            rows.append(cells + " nothing filled |" + " |" * (len(MODES) + len(BASES)))
+            continue
+        plain_bytes, _ = coded(series, bands, None, "interleave")
         for mode in MODES:
             sizes, dec = coded(series, bands, {2: mask}, mode)
             m = mse(dec[2], dn[t], where)  # the interleave cells: filled in both modes
@@ -148,13 +153,16 @@ def shape_cases(name: str, dates: list[str], dn: np.ndarray, bands: list[str], c
 def main() -> None:
     import argparse
 
-    global MODEL, QUALITY
+    global MODEL, QUALITY, REPACKED
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=MODEL, help="an L2A temporal model (default %(default)s)")
     ap.add_argument("--quality", type=int, default=None, help="its quality (default: the model's)")
     ap.add_argument("--out", default="cloud_coding_l2a", help="results stem under benchmarks/results")
     args = ap.parse_args()
     MODEL, QUALITY = args.model, args.quality
+    from terracodec.zoo import load_model
+
+    REPACKED = bool(getattr(getattr(load_model(MODEL), "entropy_model", None), "latent_repacking", False))
     warnings.simplefilter("ignore")
     start = time.time()
     real_rows, shape_rows, pooled, saved = [], [], {}, {"plain": 0, "interleave": 0, "propagate": 0}

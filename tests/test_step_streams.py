@@ -54,6 +54,9 @@ def test_chained_steps_round_trip_step_by_step(sizes) -> None:
         writer.add(symbols, rows)
     payload = writer.payload(len(steps))
     assert payload[:2] == bytes((STEPS_PAYLOAD_VERSION, len(steps)))
+    if sum(sizes):  # one lane, even where an image model's chain would use several
+        (n, lanes), _ = varint_decode(np.frombuffer(payload[2:], np.uint8), 0, 2, "chain header")
+        assert n == sum(sizes) and lanes == 1
     got = _read_all(table, payload, steps)
     assert all(torch.equal(g, s) for g, (s, _) in zip(got, steps))
 

@@ -147,7 +147,8 @@ MODELS: dict[str, dict[str, Any]] = {
                        "S2 L1C, centred, 5 qualities, trained on WorldCereal series and OSCD pairs",
     },
     # Trained here (docs/MODELS.md, issue 18): FlexTEC's latent repacking on tec-elic-s2l2a's
-    # transforms (frozen, quality 5 gains) with a small transformer entropy model; quality = k.
+    # transforms (frozen, quality 5 gains, channels ordered by their cost: the weights' config)
+    # with a small transformer entropy model; quality = k.
     "tec-flextec-s2l2a": {
         "kind": "temporal",
         "config": {"arch": "tec-flextec-elic", "bands": 12, "N": 64, "M": 192, "latent_channels": 192,
