@@ -110,11 +110,13 @@ def train_flextec_command(inputs: tuple[str, ...], output: str, base: str, base_
 
 def _init_order(init: Path) -> dict:
     """The channel order recorded beside an --init's weights (`<stem>.json`), if any."""
-    import json
+    from terracodec.errors import ModelError
+    from terracodec.weights import read_config
 
-    beside = init.with_suffix(".json")
+    if not init.with_suffix(".json").exists():
+        return {}
     try:
-        config = json.loads(beside.read_text()).get("config", {}) if beside.exists() else {}
-    except (OSError, ValueError, AttributeError):
-        raise InputError(f"--init {init}: its {beside.name} is not a model config") from None
+        config = read_config(init)
+    except ModelError as exc:
+        raise InputError(f"--init {init}: {exc}") from None
     return {"channel_order": config["channel_order"]} if "channel_order" in config else {}
